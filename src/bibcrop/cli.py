@@ -1,0 +1,91 @@
+"""``bibcrop <stage> [hydra overrides]``: one console script, every stage a Hydra app.
+
+Each stage is a module under ``bibcrop.stages`` with ``run(cfg) -> dict``. By default the
+config is composed from ``conf/config.yaml``; DVC stages pass ``-cd . -cn params`` so that
+Hydra reads the composed ``params.yaml`` instead, which is how ``dvc exp run -S`` reaches
+them. ``-m`` sweeps work as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+STAGES: dict[str, str] = {
+    "synthesize": "bibcrop.stages.synthesize",
+    "extract": "bibcrop.stages.extract",
+    "tfrecords": "bibcrop.stages.tfrecords",
+    "validate": "bibcrop.stages.validate",
+    "model-info": "bibcrop.stages.model_info",
+}
+
+# Stage-specific flags that Hydra would not parse, turned into config overrides.
+FLAGS: dict[str, str] = {
+    "--official-names": "++model_info.official_names=true",
+}
+
+
+def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
+    """Where Hydra puts its run logs, unless the user said otherwise; logs go to stderr."""
+    defaults = {
+        "hydra.run.dir": f"logs/hydra/{stage}/${{now:%Y-%m-%d_%H-%M-%S}}",
+        "hydra.sweep.dir": f"logs/hydra/{stage}-multirun/${{now:%Y-%m-%d_%H-%M-%S}}",
+        "hydra.job.name": stage.replace("-", "_"),
+        "hydra.job_logging.handlers.console.stream": "ext://sys.stderr",
+    }
+    given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
+    return [f"{k}={v}" for k, v in defaults.items() if k not in given]
+
+
+def _compose(overrides: list[str]) -> int:
+    """Not a Hydra app itself: it runs the same composition DVC runs and writes params.yaml."""
+    from bibcrop.config import write_params
+
+    path = write_params(overrides)
+    print(f"wrote {path.name} from conf/ (overrides: {' '.join(overrides) or 'none'})")
+    return 0
+
+
+def usage() -> str:
+    names = "\n  ".join(sorted([*STAGES, "compose"]))
+    return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        sys.stdout.write(usage())
+        return 0
+    stage, args = argv[0], argv[1:]
+    if stage == "compose":
+        return _compose(args)
+    if stage not in STAGES:
+        sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
+        return 2
+    args = [FLAGS.get(a, a) for a in args]
+    module = importlib.import_module(STAGES[stage])
+    return _run_hydra(stage, module.run, args + _hydra_defaults(stage, args))
+
+
+def _run_hydra(stage: str, run, args: list[str]) -> int:
+    import hydra
+
+    from bibcrop.config import CONFIG_NAME, conf_dir
+
+    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)
+    def app(cfg):
+        return run(cfg)
+
+    saved = sys.argv
+    sys.argv = [f"bibcrop {stage}", *args]
+    try:
+        app()
+    except SystemExit as exc:  # Hydra exits 1 on a failed job; keep its code
+        return int(exc.code or 0)
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

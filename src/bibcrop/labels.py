@@ -1,0 +1,93 @@
+"""The LIP label table: one source for class ids, names, colours and flip pairs.
+
+LIP and CIHP share these 20 labels. The original DeepLab LIP descriptor declared
+``num_classes=19``, which silently dropped label 19 (Right-shoe); here it is 20.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASS_NAMES: tuple[str, ...] = (
+    "Background",
+    "Hat",
+    "Hair",
+    "Glove",
+    "Sunglasses",
+    "UpperClothes",
+    "Dress",
+    "Coat",
+    "Socks",
+    "Pants",
+    "Jumpsuits",
+    "Scarf",
+    "Skirt",
+    "Face",
+    "Left-arm",
+    "Right-arm",
+    "Left-leg",
+    "Right-leg",
+    "Left-shoe",
+    "Right-shoe",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IGNORE_LABEL = 255
+CLASS_IDS: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+
+# The palette used by the LIP and CIHP toolkits, RGB per class id.
+PALETTE: np.ndarray = np.array(
+    [
+        (0, 0, 0),
+        (128, 0, 0),
+        (255, 0, 0),
+        (0, 85, 0),
+        (170, 0, 51),
+        (255, 85, 0),
+        (0, 0, 85),
+        (0, 119, 221),
+        (85, 85, 0),
+        (0, 85, 85),
+        (85, 51, 0),
+        (52, 86, 128),
+        (0, 128, 0),
+        (0, 0, 255),
+        (51, 170, 221),
+        (0, 255, 255),
+        (85, 255, 170),
+        (170, 255, 85),
+        (255, 255, 0),
+        (255, 170, 0),
+    ],
+    dtype=np.uint8,
+)
+IGNORE_COLOR = (255, 255, 255)
+
+# Left/right pairs: a horizontal flip of the image must swap these labels.
+FLIP_PAIRS: tuple[tuple[int, int], ...] = ((14, 15), (16, 17), (18, 19))
+
+
+def flip_lut() -> np.ndarray:
+    """A 256-entry lookup table that maps each label to its mirror label (255 stays 255)."""
+    lut = np.arange(256, dtype=np.uint8)
+    for left, right in FLIP_PAIRS:
+        lut[left], lut[right] = right, left
+    return lut
+
+
+def class_id(name: str) -> int:
+    """The id of a class named in config, with the valid names in the error."""
+    try:
+        return CLASS_IDS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown LIP class {name!r}; valid names: {', '.join(CLASS_NAMES)}"
+        ) from None
+
+
+def colorize(labels: np.ndarray) -> np.ndarray:
+    """RGB image (H, W, 3) of a label map, ignore pixels in white."""
+    labels = np.asarray(labels)
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[:NUM_CLASSES] = PALETTE
+    lut[IGNORE_LABEL] = IGNORE_COLOR
+    return lut[labels.astype(np.uint8)]
