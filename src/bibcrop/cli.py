@@ -47,7 +47,7 @@ def _compose(overrides: list[str]) -> int:
 
 
 def usage() -> str:
-    names = "\n  ".join(sorted([*STAGES, "compose"]))
+    names = "\n  ".join(sorted([*STAGES, "compose", "summary"]))
     return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
 
 
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], argv[1:]
     if stage == "compose":
         return _compose(args)
+    if stage == "summary":
+        from bibcrop.summary import main as summary
+
+        return summary()
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2

@@ -1,0 +1,1 @@
+"""Data: synthetic LIP-format generation, safe ingest, TFRecords and the tf.data pipeline."""

@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+from bibcrop import cli
+
+
+def test_help_lists_stages(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("synthesize", "extract", "tfrecords", "compose", "model-info"):
+        assert stage in out
+
+
+def test_unknown_stage_is_refused(capsys):
+    assert cli.main(["trian"]) == 2
+    assert "unknown stage 'trian'" in capsys.readouterr().err
+
+
+def test_hydra_override_typo_is_a_clear_error(repo_root):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bibcrop.cli", "synthesize", "synth.lip.num_trian=3"],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "num_trian" in proc.stderr
+
+
+def test_console_script_default_hydra_settings_respect_user_choice():
+    args = cli._hydra_defaults("train", ["hydra.run.dir=elsewhere", "seed=3"])
+    assert not any(a.startswith("hydra.run.dir=") for a in args)
+    assert any(a.startswith("hydra.sweep.dir=logs/hydra/train-multirun/") for a in args)

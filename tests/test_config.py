@@ -1,0 +1,45 @@
+"""conf/ is the single source; params.yaml must be exactly its composition."""
+
+from __future__ import annotations
+
+import yaml
+
+from bibcrop.config import compose_config, composed_container, write_params
+
+
+def test_params_yaml_equals_composed_conf(repo_root):
+    on_disk = yaml.safe_load((repo_root / "params.yaml").read_text())
+    assert on_disk == composed_container(root=repo_root), (
+        "params.yaml drifted from conf/: run `bibcrop compose` (or `make params`) and commit it"
+    )
+
+
+def test_write_params_is_byte_identical_to_committed(repo_root, tmp_path):
+    # A copy of the project root with only conf/, so the real params.yaml is untouched.
+    import shutil
+
+    shutil.copytree(repo_root / "conf", tmp_path / "conf")
+    write_params(root=tmp_path)
+    assert (tmp_path / "params.yaml").read_bytes() == (repo_root / "params.yaml").read_bytes()
+
+
+def test_overrides_reach_params(tmp_path, repo_root):
+    import shutil
+
+    shutil.copytree(repo_root / "conf", tmp_path / "conf")
+    write_params(["dataset=lip", "seed=7"], root=tmp_path)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert params["dataset"]["name"] == "lip"
+    assert params["dataset"]["source_dir"] == "data/raw/lip"
+    assert params["seed"] == 7 and params["synth"]["seed"] == 7
+
+
+def test_cihp_is_a_second_dataset_with_the_same_labels(repo_root):
+    cfg = compose_config(["dataset=cihp"], root=repo_root)
+    assert cfg.dataset.name == "cihp"
+    assert cfg.dataset.num_classes == 20 and cfg.dataset.ignore_label == 255
+
+
+def test_no_target_instantiation_in_user_config(repo_root):
+    offenders = [p for p in (repo_root / "conf").rglob("*.yaml") if "_target_" in p.read_text()]
+    assert offenders == [], f"config values are plain, chosen by name: {offenders}"
