@@ -17,17 +17,21 @@ from typing import Any
 TEMP_MARK = ".tmp-"
 
 
-def temp_name(final: Path) -> Path:
-    """A hidden sibling temp path for ``final``; recognisable by :func:`remove_stale_temps`."""
-    return final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+def temp_name(final: Path, suffix: str = "") -> Path:
+    """A hidden sibling temp path for ``final``; recognisable by :func:`remove_stale_temps`.
+
+    ``suffix`` ends the temp name, for writers that insist on an extension (``.weights.h5``).
+    """
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return final.with_name(f".{final.name}{TEMP_MARK}{token}{suffix}")
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces ``final``, on error it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(final)
+    tmp = temp_name(final, suffix)
     try:
         yield tmp
         if tmp.exists():
