@@ -18,11 +18,14 @@ def test_unknown_stage_is_refused(capsys):
 
 def test_hydra_override_typo_is_a_clear_error(repo_root):
     proc = subprocess.run(
-        [sys.executable, "-m", "bibcrop.cli", "synthesize", "synth.lip.num_trian=3"],
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "bibcrop.cli", "extract", "extract.max_membrs=3"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
-    assert "num_trian" in proc.stderr
+    assert "max_membrs" in proc.stderr
 
 
 def test_console_script_default_hydra_settings_respect_user_choice():

@@ -44,7 +44,11 @@ def write_params(overrides: list[str] | None = None, root: Path | None = None) -
     tmp = root / f".params-{secrets.token_hex(4)}.tmp.yaml"  # DVC picks the dumper by suffix
     try:
         compose_and_dump(
-            tmp, str(conf_dir(root)), None, CONFIG_NAME, str(root / "hydra_plugins"),
+            tmp,
+            str(conf_dir(root)),
+            None,
+            CONFIG_NAME,
+            str(root / "hydra_plugins"),
             list(overrides or []),
         )
         os.replace(tmp, target)

@@ -20,7 +20,9 @@ def summary_lines(root: Path | None = None) -> list[str]:
     lines = [f"dataset: {params['dataset']['name']} (source {params['dataset']['source_dir']})"]
     race = paths["synthetic"] / "race" / "photos"
     if race.is_dir():
-        lines.append(f"synthetic race photos: {_count_files(race, '*.jpg')} in {race.relative_to(root)}")
+        lines.append(
+            f"synthetic race photos: {_count_files(race, '*.jpg')} in {race.relative_to(root)}"
+        )
     extract = paths["reports"] / "extract.json"
     if extract.is_file():
         report = json.loads(extract.read_text())

@@ -1,0 +1,1 @@
+"""Evaluation on the LIP protocol: confusion matrix, accuracies, IoUs, plots and overlays."""

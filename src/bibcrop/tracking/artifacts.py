@@ -1,0 +1,98 @@
+"""Artifacts and metrics for a run: config, figures, PNGs, JSON, evaluation metrics.
+
+Every helper takes an explicit ``run_id`` or uses the active run (inside
+:func:`bibcrop.tracking.runs.tracked_run`). The config is always written redacted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from bibcrop.tracking.redact import redacted_yaml
+
+CONFIG_ARTIFACT = "config/config.yaml"
+
+
+def active_run_id(run_id: str | None = None) -> str:
+    """``run_id``, else the active run's id; an error says how to get one."""
+    import mlflow
+
+    if run_id:
+        return run_id
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError(
+            "no active MLflow run: call inside `with tracked_run(cfg, ...)` or pass run_id="
+        )
+    return run.info.run_id
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def log_config(cfg: DictConfig | Mapping, run_id: str | None = None) -> str:
+    """The composed config, secrets masked, as ``config/config.yaml``."""
+    _client().log_text(active_run_id(run_id), redacted_yaml(cfg), CONFIG_ARTIFACT)
+    return CONFIG_ARTIFACT
+
+
+def log_figure(figure, artifact_file: str, run_id: str | None = None) -> str:
+    """A matplotlib figure saved as ``artifact_file`` (``.png`` or ``.svg``)."""
+    _client().log_figure(active_run_id(run_id), figure, artifact_file)
+    return artifact_file
+
+
+def log_png(source: str | Path | Any, artifact_file: str, run_id: str | None = None) -> str:
+    """A PNG file copied as ``artifact_file``, or an ``[H, W(, C)]`` uint8 array encoded."""
+    client = _client()
+    run_id = active_run_id(run_id)
+    if isinstance(source, (str, Path)):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # log_artifact keeps the file's own name
+            target = Path(tmp) / Path(artifact_file).name
+            target.write_bytes(Path(source).read_bytes())
+            folder = str(Path(artifact_file).parent)
+            client.log_artifact(run_id, str(target), None if folder == "." else folder)
+    else:
+        client.log_image(run_id, source, artifact_file=artifact_file)
+    return artifact_file
+
+
+def log_json(obj: Any, artifact_file: str, run_id: str | None = None) -> str:
+    _client().log_dict(active_run_id(run_id), obj, artifact_file)
+    return artifact_file
+
+
+def log_eval_metrics(
+    metrics: Mapping[str, Any], step: int, run_id: str | None = None
+) -> dict[str, float]:
+    """Numeric entries of ``metrics`` at ``step``, in one batch; returns what was logged.
+
+    Names follow the house convention (``val/mean_iou``, ``val/iou/<ClassName>``). NaN is
+    kept (an IoU of a class absent from val is NaN, not 0); strings and bools are skipped.
+    """
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    logged = {}
+    for key, value in metrics.items():
+        if isinstance(value, (str, bytes, bool)):
+            continue
+        try:
+            logged[key] = float(value)  # also numpy scalars and 0-d arrays
+        except (TypeError, ValueError):
+            continue
+    batch = [Metric(k, v, now, int(step)) for k, v in logged.items()]
+    client, run_id = _client(), active_run_id(run_id)
+    for start in range(0, len(batch), 1000):  # MAX_METRICS_PER_BATCH
+        client.log_batch(run_id, metrics=batch[start : start + 1000], synchronous=True)
+    return logged

@@ -1,0 +1,1 @@
+"""Training: DeepLab's loss, LR schedule and optimizer recipe, checkpoints and resume."""

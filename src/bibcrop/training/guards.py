@@ -1,0 +1,39 @@
+"""Stop a diverged run with a message that says what usually causes it."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+
+class TrainingDivergedError(RuntimeError):
+    pass
+
+
+LIKELY_CAUSES = (
+    "learning rate too high for this batch size (lower train.base_learning_rate or add "
+    "train.warmup_steps)",
+    "fp16 without loss scaling or an overflow (try train.mixed_precision=bf16 or null)",
+    "labels outside 0..num_classes-1 other than the ignore label 255 (run `bibcrop extract`; "
+    "check dataset.num_classes)",
+    "a crop that is all ignore pixels with top_k_percent_pixels < 1",
+)
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Raise :class:`TrainingDivergedError` on the first non-finite loss, naming the step."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isfinite(loss):
+            return
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        causes = "\n  - ".join(LIKELY_CAUSES)
+        raise TrainingDivergedError(
+            f"training loss became {loss} at step {step}. Likely causes:\n  - {causes}\n"
+            "The last good checkpoint is kept; fix the cause and rerun the same command to resume."
+        )

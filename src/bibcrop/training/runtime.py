@@ -1,0 +1,55 @@
+"""Precision and distribution from config: the parts of training that depend on the backend."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import keras
+
+POLICIES = {
+    None: "float32",
+    "null": "float32",
+    "fp32": "float32",
+    "bf16": "mixed_bfloat16",
+    "fp16": "mixed_float16",
+}
+
+
+def set_precision(name) -> str:
+    """``train.mixed_precision``: null/fp32, bf16 or fp16. Logits and loss stay float32."""
+    if name not in POLICIES:
+        raise ValueError(f"train.mixed_precision={name!r}: choose null, bf16 or fp16")
+    keras.mixed_precision.set_global_policy(POLICIES[name])
+    return POLICIES[name]
+
+
+def make_strategy(name: str):
+    """``train.strategy``: ``default``, ``mirrored`` (all local GPUs) or ``multi_worker``.
+
+    Distribution uses TensorFlow's own engine (``tf.distribute``); on another Keras
+    backend only ``default`` is available. ``multi_worker`` reads the cluster from
+    ``TF_CONFIG`` as TensorFlow documents it.
+    """
+    if name == "default":
+        return contextlib.nullcontext()
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"train.strategy={name!r} needs KERAS_BACKEND=tensorflow")
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy().scope()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "train.strategy=multi_worker needs TF_CONFIG describing the cluster, e.g. "
+                + json.dumps(
+                    {
+                        "cluster": {"worker": ["host1:12345", "host2:12345"]},
+                        "task": {"type": "worker", "index": 0},
+                    }
+                )
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+    raise ValueError(f"train.strategy={name!r}: choose default, mirrored or multi_worker")
