@@ -17,6 +17,10 @@ STAGES: dict[str, str] = {
     "tfrecords": "bibcrop.stages.tfrecords",
     "validate": "bibcrop.stages.validate",
     "model-info": "bibcrop.stages.model_info",
+    "train": "bibcrop.stages.train",
+    "evaluate": "bibcrop.stages.evaluate",
+    "export": "bibcrop.stages.export",
+    "crop": "bibcrop.stages.crop",
 }
 
 # Stage-specific flags that Hydra would not parse, turned into config overrides.

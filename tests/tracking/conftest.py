@@ -34,7 +34,6 @@ def store(tmp_path, monkeypatch, _migrated_db):
     mlflow.set_tracking_uri(uri)
     artifacts = tmp_path / "mlruns"
     overrides = [
-        "+mlflow=default",
         f"mlflow.artifact_location={artifacts}",
         "mlflow.system_metrics=false",
         f"mlflow.experiment_name=test-{tmp_path.name}",

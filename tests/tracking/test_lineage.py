@@ -24,7 +24,7 @@ def project(tmp_path, repo_root):
 
 
 def test_tags_name_commit_data_and_model_shape(project):
-    cfg = compose_config(["+mlflow=default", "dataset.crop_size=[65,97]"], root=project)
+    cfg = compose_config(["dataset.crop_size=[65,97]"], root=project)
     tags = lineage_tags(cfg, root=project)
     head = subprocess.run(
         ["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
@@ -37,7 +37,7 @@ def test_tags_name_commit_data_and_model_shape(project):
 
 
 def test_dirty_flag_and_data_hash_follow_the_files(project):
-    cfg = compose_config(["+mlflow=default"], root=project)
+    cfg = compose_config([], root=project)
     manifest = project / cfg.paths.tfrecords / "manifest.json"
     manifest.parent.mkdir(parents=True)
     manifest.write_text('{"splits": {}}\n')
@@ -50,9 +50,7 @@ def test_dirty_flag_and_data_hash_follow_the_files(project):
 
 
 def test_outside_git_and_unmapped_keys_say_so(tmp_path, repo_root):
-    cfg = compose_config(
-        ["+mlflow=default", "+mlflow.lineage.head_rates=model.head.no_such_key"], root=repo_root
-    )
+    cfg = compose_config(["+mlflow.lineage.head_rates=model.head.no_such_key"], root=repo_root)
     tags = lineage_tags(cfg, root=tmp_path)
     assert tags["lineage.git_commit"] == UNKNOWN
     assert tags["lineage.head_rates"] == UNSET

@@ -29,7 +29,7 @@ class TrackingSettings:
     lineage: dict[str, str] = field(
         default_factory=lambda: {
             "backbone": "model.backbone.name",
-            "output_stride": "model.output_stride",
+            "output_stride": "model.head.output_stride",
             "crop_size": "dataset.crop_size",
         }
     )

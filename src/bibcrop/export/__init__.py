@@ -1,0 +1,1 @@
+"""Export the trained model (Keras file, TF SavedModel) and publish it to the MLflow registry."""

@@ -1,0 +1,101 @@
+"""A TF SavedModel with the original DeepLab serving contract.
+
+``ImageTensor`` uint8 [H, W, 3] -> ``SemanticPredictions`` int32 [H, W] at the input size,
+usable from plain TensorFlow or TF Serving without bibcrop installed. The graph does what
+:func:`bibcrop.model.serving.predict_logits` does (cap the long side, run, upsample the
+logits) and can bake in flip (with the left/right swap) and multi-scale TTA, as the
+original's ``add_flipped_images`` / ``inference_scales`` export flags did. This module is
+TensorFlow tooling, outside the backend-agnostic model code.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from bibcrop.atomic import temp_name
+from bibcrop.labels import flip_lut
+
+INPUT_NAME = "ImageTensor"
+OUTPUT_NAME = "SemanticPredictions"
+
+
+def _logits_at_scale(model, image, max_side: int, scale: float):
+    """float32 logits [H, W, C] for float image [H, W, 3] resized by scale and the cap."""
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    long_side = tf.cast(tf.maximum(h, w), tf.float32)
+    factor = tf.minimum(1.0, float(max_side) / long_side) * scale
+    new_h = tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float32) * factor), tf.int32))
+    new_w = tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float32) * factor), tf.int32))
+    resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
+    logits = tf.cast(model(resized, training=False), tf.float32)
+    return tf.image.resize(logits, tf.stack([h, w]), method="bilinear")[0]
+
+
+def serving_function(
+    model: keras.Model, max_side: int, scales: Sequence[float] = (1.0,), flip: bool = False
+):
+    import tensorflow as tf
+
+    lut = tf.constant(flip_lut()[: model.output_shape[-1]], dtype=tf.int32)
+    scales = [float(s) for s in scales]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name=INPUT_NAME)])
+    def serve(image):
+        pixels = tf.cast(image, tf.float32)
+        total = 0.0
+        for scale in scales:
+            total += _logits_at_scale(model, pixels, max_side, scale)
+            if flip:
+                mirrored = _logits_at_scale(model, tf.reverse(pixels, [1]), max_side, scale)
+                total += tf.gather(tf.reverse(mirrored, [1]), lut, axis=-1)
+        return {OUTPUT_NAME: tf.argmax(total, axis=-1, output_type=tf.int32)}
+
+    return serve
+
+
+def write_saved_model(
+    model: keras.Model,
+    target: Path,
+    max_side: int,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+) -> Path:
+    """Write the SavedModel folder atomically: built under a temp name, then renamed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(target)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serving_function(model, max_side, scales, flip))
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        if target.exists():
+            old = temp_name(target)
+            target.rename(old)
+            shutil.rmtree(old)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def load_serving(path: Path):
+    """The ``serving_default`` function of a written SavedModel (plain TensorFlow)."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def predict_with_saved_model(serve, image: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    return serve(**{INPUT_NAME: tf.constant(image, tf.uint8)})[OUTPUT_NAME].numpy()

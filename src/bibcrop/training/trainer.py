@@ -1,0 +1,157 @@
+"""One training run: model, data, optimizer, checkpoints and tracking wired from config.
+
+Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
+``steps / checkpoint_every`` epochs of ``checkpoint_every`` steps each, so an epoch end is
+a checkpoint; after a ``kill -9`` the same command restores the newest checkpoint
+(weights and optimizer state, so the step counter and the poly schedule continue) and the
+MLflow run recorded next to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+from bibcrop import atomic
+from bibcrop.project import resolve
+from bibcrop.training import checkpoints, runtime
+from bibcrop.training.guards import NanGuard
+from bibcrop.training.losses import DeepLabLoss
+from bibcrop.training.optim import build_optimizer, freeze_batch_norm
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+
+
+def check_train_config(train: DictConfig) -> None:
+    """Refuse settings that would silently train something else than asked."""
+    if train.steps <= 0 or train.batch_size <= 0:
+        raise ValueError(f"train.steps={train.steps} and train.batch_size must be positive")
+    if train.steps % train.checkpoint_every:
+        raise ValueError(
+            f"train.checkpoint_every={train.checkpoint_every} must divide "
+            f"train.steps={train.steps} (an epoch is one checkpoint interval)"
+        )
+
+
+def compile_model(model: keras.Model, cfg: DictConfig) -> keras.Model:
+    """Optimizer and DeepLab loss; hard-pixel mining reads the optimizer's step counter."""
+    train = cfg.train
+    optimizer = build_optimizer(train)
+    weights = train.class_weights
+    loss = DeepLabLoss(
+        num_classes=cfg.dataset.num_classes,
+        ignore_label=cfg.dataset.ignore_label,
+        top_k_percent_pixels=train.top_k_percent_pixels,
+        hard_example_mining_step=train.hard_example_mining_step,
+        class_weights=list(weights) if weights is not None else None,
+        step_variable=optimizer.iterations,
+    )
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(train.xla))
+    return model
+
+
+def build_training_model(cfg: DictConfig) -> keras.Model:
+    """The model with any starting weights and the batch-norm policy applied."""
+    from bibcrop.model import build_model
+    from bibcrop.training.init_weights import load_initial_weights
+
+    model = build_model(cfg)
+    load_initial_weights(model, cfg)
+    if not cfg.train.fine_tune_batch_norm:
+        log.info(
+            "froze %d batch-norm layers (fine_tune_batch_norm=false)", freeze_batch_norm(model)
+        )
+    return compile_model(model, cfg)
+
+
+def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
+    from bibcrop.tracking import MlflowMetricsCallback, settings_from
+
+    every = settings_from(cfg).log_every_n_steps
+    return [
+        NanGuard(),
+        checkpoints.StepCheckpoint(backup, keep=cfg.train.keep_checkpoints),
+        MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size),
+    ]
+
+
+def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> dict:
+    """Run the remaining steps; returns the last logs and the measured images/s."""
+    from bibcrop.data.pipeline import make_dataset
+
+    train = cfg.train
+    interval = int(train.checkpoint_every)
+    total_epochs = train.steps // interval
+    first_epoch = start_step // interval
+    if first_epoch >= total_epochs:
+        log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
+        return {"steps_run": 0}
+    # A resumed run continues with a different shuffle: seed + step keeps it reproducible.
+    data = make_dataset(
+        cfg, "train", training=True, batch_size=train.batch_size, seed=cfg.seed + start_step
+    ).repeat()
+    started = time.perf_counter()
+    history = model.fit(
+        data,
+        epochs=total_epochs,
+        initial_epoch=first_epoch,
+        steps_per_epoch=interval,
+        callbacks=_callbacks(cfg, backup),
+        verbose=2,
+    )
+    seconds = time.perf_counter() - started
+    steps_run = (total_epochs - first_epoch) * interval
+    last = {k: float(v[-1]) for k, v in history.history.items() if v}
+    return {
+        "steps_run": steps_run,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(steps_run * train.batch_size / seconds, 2),
+        **{f"final_{k}": v for k, v in last.items()},
+    }
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``."""
+    from bibcrop.tracking import tracked_run
+
+    check_train_config(cfg.train)
+    runtime.set_precision(cfg.train.mixed_precision)
+    output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
+    backup.mkdir(parents=True, exist_ok=True)
+    with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
+        with runtime.make_strategy(cfg.train.strategy):
+            model = build_training_model(cfg)
+        start = checkpoints.restore_latest(model, backup)
+        if start:
+            log.info("resuming at step %d of %d", start, cfg.train.steps)
+        summary = fit(model, cfg, start, backup)
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
+            model.save(tmp)
+        result = {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "resumed_from_step": start,
+            "global_step": step,
+            "params": int(model.count_params()),
+            **summary,
+        }
+        atomic.write_json(output / RUN_FILE, result)
+    log.info("trained to step %d: %s", step, OmegaConf.to_yaml(OmegaConf.create(result)))
+    return result
+
+
+def read_run_file(cfg: DictConfig) -> dict:
+    """The training run this model came from (the evaluate and export stages log into it)."""
+    import json
+
+    path = resolve(cfg.train.output_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `bibcrop train` (or `dvc repro train`)")
+    return json.loads(path.read_text(encoding="utf-8"))
