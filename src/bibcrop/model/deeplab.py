@@ -1,0 +1,87 @@
+"""The one builder: composed config -> DeepLabv3(+) Keras model.
+
+Input float32 RGB ``[B, H, W, 3]`` in 0..255 (any H, W); the model scales it to [-1, 1]
+itself, as DeepLab does. Output float32 logits ``[B, H, W, num_classes]`` at the input
+size, float32 even under a mixed-precision policy.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+from omegaconf import DictConfig, OmegaConf
+
+from bibcrop.model.aspp import aspp
+from bibcrop.model.decoder import decoder
+from bibcrop.model.layers import NormSettings, ResizeLike
+from bibcrop.model.mobilenetv2 import mobilenetv2_features
+from bibcrop.model.xception import xception65_features
+
+BACKBONES = ("mobilenetv2", "xception65")
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def backbone_features(pixels, backbone: DictConfig, output_stride: int, norm: NormSettings):
+    """Named feature maps of the configured backbone (``stride4``, ``decoder``, ``out``...)."""
+    name = backbone.name
+    if name == "mobilenetv2":
+        return mobilenetv2_features(
+            pixels, output_stride, float(backbone.get("depth_multiplier", 1.0)), norm
+        )
+    if name == "xception65":
+        grid = tuple(int(g) for g in backbone.get("multi_grid", (1, 2, 4)))
+        return xception65_features(pixels, output_stride, grid, norm)
+    raise ValueError(f"model/backbone={name!r}: choose one of {', '.join(BACKBONES)}")
+
+
+def norm_settings(cfg: DictConfig) -> NormSettings:
+    decay = OmegaConf.select(cfg, "train.batch_norm_decay", default=0.9997)
+    return NormSettings(
+        momentum=float(decay), epsilon=float(cfg.model.backbone.get("batch_norm_epsilon", 1e-3))
+    )
+
+
+def build_model(cfg: DictConfig, name: str | None = None) -> keras.Model:
+    head = cfg.model.head
+    output_stride = int(head.output_stride)
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"model.head.output_stride={output_stride}: choose 8, 16 or 32")
+    norm = norm_settings(cfg)
+    inputs = keras.Input((None, None, 3), name="image")
+    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")(inputs)
+    features = backbone_features(pixels, cfg.model.backbone, output_stride, norm)
+    x = aspp(
+        features["out"],
+        list(head.atrous_rates or []),
+        norm,
+        channels=int(head.aspp_channels),
+        separable=bool(head.aspp_separable),
+        image_pooling=bool(head.image_pooling),
+        dropout=float(head.dropout),
+    )
+    if head.decoder_output_stride:
+        stride = int(head.decoder_output_stride)
+        low = features["decoder"] if stride == 4 else features[f"stride{stride}"]
+        x = decoder(
+            x,
+            low,
+            norm,
+            channels=int(head.decoder_channels),
+            low_level_channels=int(head.low_level_channels),
+            separable=bool(head.decoder_separable),
+        )
+    x = layers.Conv2D(int(cfg.dataset.num_classes), 1, name="logits__semantic")(x)
+    x = ResizeLike(name="upsample_logits")(x, inputs)
+    logits = layers.Activation("linear", dtype="float32", name="logits_float32")(x)
+    model_name = name or f"deeplab_{cfg.model.backbone.name}"
+    return keras.Model(inputs, logits, name=model_name)
+
+
+def features_model(cfg: DictConfig) -> keras.Model:
+    """The backbone alone, returning its named features (for stride checks and probing)."""
+    inputs = keras.Input((None, None, 3), name="image")
+    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")(inputs)
+    features = backbone_features(
+        pixels, cfg.model.backbone, int(cfg.model.head.output_stride), norm_settings(cfg)
+    )
+    return keras.Model(inputs, features, name=f"{cfg.model.backbone.name}_features")
