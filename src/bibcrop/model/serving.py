@@ -1,0 +1,76 @@
+"""Label maps for uint8 photos of any size: cap the long side, pad, run, unpad, upsample.
+
+Padding goes to the next multiple of 16 plus 1 (DeepLab's 16k+1 convention, where
+strided 'same' convs align pixel centres) on the bottom/right with the mean pixel, so
+the padded area is removed exactly. Logits are upsampled bilinearly to the original size
+before the argmax, never the labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+MEAN_PIXEL = 127.5
+ALIGN = 16
+
+
+def _padded(n: int) -> int:
+    return ((max(n - 1, 0) + ALIGN - 1) // ALIGN) * ALIGN + 1
+
+
+def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if batch.shape[1:3] == size:
+        return batch
+    out = keras.ops.image.resize(batch, size, interpolation="bilinear")
+    return keras.ops.convert_to_numpy(out)
+
+
+def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    factor = min(1.0, max_side / max(height, width))
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def predict_logits(model: keras.Model, images, max_side: int = 513) -> np.ndarray:
+    """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size."""
+    batch = np.asarray(images)
+    single = batch.ndim == 3
+    if single:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB [H,W,3] or [B,H,W,3], got shape {batch.shape}")
+    height, width = batch.shape[1:3]
+    h, w = scaled_size(height, width, max_side)
+    x = _resize(batch.astype(np.float32), (h, w))
+    ph, pw = _padded(h), _padded(w)
+    x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=MEAN_PIXEL)
+    logits = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+    logits = _resize(logits[:, :h, :w], (height, width))
+    return logits[0] if single else logits
+
+
+def predict_labels(model: keras.Model, images, max_side: int = 513) -> np.ndarray:
+    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
+    return np.argmax(predict_logits(model, images, max_side), axis=-1).astype(np.int32)
+
+
+def predict_many(model: keras.Model, images: Sequence[np.ndarray], max_side: int = 513):
+    """Labels for photos of mixed sizes, batched where sizes agree; input order kept."""
+    groups: dict[tuple, list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(index)
+    out: list = [None] * len(images)
+    for indices in groups.values():
+        labels = predict_labels(model, np.stack([images[i] for i in indices]), max_side)
+        for i, label in zip(indices, labels, strict=True):
+            out[i] = label
+    return out
+
+
+def flip_logits(logits: np.ndarray) -> np.ndarray:
+    """Mirror logits left-right and swap the left/right class channels back."""
+    from bibcrop.evaluation.tta import flip_channels
+
+    return flip_channels(logits)

@@ -1,0 +1,38 @@
+"""Starting weights for a run: ``train.init_checkpoint`` or ``train.imagenet_weights``."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+from omegaconf import DictConfig
+
+from bibcrop.project import resolve
+
+log = logging.getLogger(__name__)
+
+
+def load_initial_weights(model: keras.Model, cfg: DictConfig):
+    """Import the configured weights and print the report; ``None`` when training from scratch."""
+    from bibcrop.model import checkpoints
+
+    train = cfg.train
+    if train.get("init_checkpoint"):
+        tensors = checkpoints.read_tf1_checkpoint(resolve(train.init_checkpoint))
+        report = checkpoints.import_deeplab_checkpoint(
+            model,
+            tensors,
+            initialize_last_layer=bool(train.initialize_last_layer),
+            last_layers_contain_logits_only=bool(train.last_layers_contain_logits_only),
+        )
+        source = train.init_checkpoint
+    elif train.get("imagenet_weights"):
+        report = checkpoints.import_keras_imagenet(model, resolve(train.imagenet_weights))
+        source = train.imagenet_weights
+    else:
+        log.info("training from scratch (train.init_checkpoint and imagenet_weights are null)")
+        return None
+    print(f"imported {source}: {report.summary()}")
+    if report.missing:
+        log.warning("not in the checkpoint (left initialised): %s", ", ".join(report.missing[:20]))
+    return report
