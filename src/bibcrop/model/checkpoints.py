@@ -112,7 +112,7 @@ def import_deeplab_checkpoint(
         row["variable"].assign(value.astype(row["variable"].dtype))
         report.matched.append(name)
         used.add(name)
-    report.unused = sorted(set(tensors) - used - set(report.skipped))
+    report.unused = sorted(set(tensors) - used)
     return report
 
 
@@ -153,4 +153,5 @@ def import_keras_imagenet(model: keras.Model, weights_file: str | Path) -> Impor
         key = keras_imagenet_name(row["official_name"])
         if key in values:
             tensors[row["official_name"]] = values[key]
-    return import_deeplab_checkpoint(model, tensors, initialize_last_layer=True)
+    # ImageNet has no segmentation head: it is skipped (left initialised), not missing.
+    return import_deeplab_checkpoint(model, tensors, initialize_last_layer=False)

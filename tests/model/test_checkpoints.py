@@ -1,0 +1,131 @@
+"""The importer on TF1 checkpoints written here from the reference variable lists."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import reference_shapes
+
+from bibcrop.config import compose_config
+from bibcrop.model import build_model
+from bibcrop.model import checkpoints as ckpt
+from bibcrop.model.names import weight_table
+
+
+def write_tf1_checkpoint(prefix, stem, seed=0):
+    """A real TF1 (V2-format) checkpoint with random values, Momentum slots and global_step."""
+    rng = np.random.default_rng(seed)
+    shapes = reference_shapes(stem)
+    values = {n: rng.normal(size=s).astype("float32") for n, s in shapes.items()}
+    extra = {f"{n}/Momentum": np.zeros(s, "float32") for n, s in list(shapes.items())[:3]}
+    names = sorted({**values, **extra})
+    tensors = [values.get(n, extra.get(n)) for n in names]
+    names.append("global_step")
+    tensors.append(np.int64(30000))
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+        tensors=tensors,
+    )  # fmt: skip
+    return values
+
+
+def _value(model, official):
+    row = next(r for r in weight_table(model) if r["official_name"] == official)
+    return keras.ops.convert_to_numpy(row["variable"])
+
+
+def test_pascal_checkpoint_into_the_lip_model_skips_the_head(tmp_path):
+    values = write_tf1_checkpoint(
+        tmp_path / "model.ckpt-30000", "deeplabv3_mnv2_pascal_train_aug_ckpt30000"
+    )
+    model = build_model(compose_config([]))
+    tensors = ckpt.read_tf1_checkpoint(tmp_path)  # a folder: the prefix is found inside
+    assert "global_step" not in tensors and not any(n.endswith("/Momentum") for n in tensors)
+    report = ckpt.import_deeplab_checkpoint(
+        model, tensors, initialize_last_layer=False, last_layers_contain_logits_only=False
+    )
+    backbone = [r for r in weight_table(model) if r["official_name"].startswith("MobilenetV2/")]
+    assert len(report.matched) == len(backbone) == 255
+    assert len(report.skipped) == len(weight_table(model)) - 255
+    assert report.missing == []
+    assert len(report.unused) == 17  # PASCAL's aspp0, image_pooling, concat_projection, logits
+    name = "MobilenetV2/expanded_conv_7/depthwise/depthwise_weights"
+    np.testing.assert_array_equal(_value(model, name), values[name])
+    name = "MobilenetV2/Conv/BatchNorm/moving_variance"
+    np.testing.assert_array_equal(_value(model, name), values[name])
+
+
+def test_lip_checkpoint_with_19_classes_imports_every_tensor(tmp_path):
+    stem = "lip_mobilenetv2_ckpt60000"
+    values = write_tf1_checkpoint(tmp_path / "model.ckpt-60000", stem, seed=1)
+    model = build_model(compose_config(["dataset.num_classes=19"]))
+    report = ckpt.import_deeplab_checkpoint(
+        model, ckpt.read_tf1_checkpoint(tmp_path / "model.ckpt-60000")
+    )
+    assert (len(report.matched), report.skipped, report.missing, report.unused) == (
+        len(values),
+        [],
+        [],
+        [],
+    )
+    for name in ("logits/semantic/biases", "decoder/decoder_conv1_pointwise/BatchNorm/gamma",
+                 "aspp2_depthwise/depthwise_weights"):  # fmt: skip
+        np.testing.assert_array_equal(_value(model, name), values[name])
+
+
+def test_class_count_clash_needs_initialize_last_layer_false(tmp_path):
+    write_tf1_checkpoint(tmp_path / "model.ckpt-60000", "lip_mobilenetv2_ckpt60000")
+    tensors = ckpt.read_tf1_checkpoint(tmp_path)
+    model = build_model(compose_config([]))  # 20 classes, the checkpoint has 19
+    with pytest.raises(ValueError, match="initialize_last_layer=false"):
+        ckpt.import_deeplab_checkpoint(model, tensors)
+    report = ckpt.import_deeplab_checkpoint(
+        model, tensors, initialize_last_layer=False, last_layers_contain_logits_only=True
+    )
+    assert sorted(report.skipped) == ["logits/semantic/biases", "logits/semantic/weights"]
+    assert report.unused == sorted(report.skipped)
+    assert len(report.matched) == len(tensors) - 2
+
+
+def test_model_zoo_tarball_is_unpacked_safely(tmp_path):
+    import tarfile
+
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    write_tf1_checkpoint(folder / "model.ckpt-30000", "deeplabv3_mnv2_pascal_train_aug_ckpt30000")
+    archive = tmp_path / "deeplabv3_mnv2_pascal_train_aug.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="deeplabv3_mnv2_pascal_train_aug")
+    assert ckpt.checkpoint_prefix(archive).endswith(
+        "deeplabv3_mnv2_pascal_train_aug/model.ckpt-30000"
+    )
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 0
+        tar.addfile(info)
+    with pytest.raises(tarfile.FilterError):
+        ckpt.checkpoint_prefix(evil)
+
+
+def test_missing_files_say_where_to_put_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
+        ckpt.checkpoint_prefix(tmp_path / "nope.tar.gz")
+    with pytest.raises(FileNotFoundError, match="Keras ImageNet MobileNetV2 weights"):
+        ckpt.import_keras_imagenet(None, tmp_path / "mobilenet_v2_no_top.h5")
+
+
+def test_keras_imagenet_weights_land_in_the_backbone(tmp_path):
+    keras.utils.set_random_seed(3)
+    reference = keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), include_top=False, weights=None
+    )
+    path = tmp_path / "mobilenet_v2_no_top.weights.h5"
+    reference.save_weights(path)
+    model = build_model(compose_config([]))
+    report = ckpt.import_keras_imagenet(model, path)
+    assert len(report.matched) == 255 and report.missing == []
+    np.testing.assert_array_equal(
+        _value(model, "MobilenetV2/expanded_conv_5/expand/weights"),
+        keras.ops.convert_to_numpy(reference.get_layer("block_5_expand").kernel),
+    )

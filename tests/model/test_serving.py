@@ -1,0 +1,36 @@
+import numpy as np
+
+from bibcrop.model import serving
+
+
+def _photo(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_labels_come_back_at_the_original_size(tiny_model):
+    labels = serving.predict_labels(tiny_model, _photo(70, 45), max_side=33)
+    assert labels.shape == (70, 45) and labels.dtype == np.int32
+    assert labels.min() >= 0 and labels.max() < 20
+
+
+def test_padding_is_removed_exactly_below_the_cap(tiny_model):
+    image = _photo(33, 33)  # already 16k+1: no resize, no padding
+    logits = serving.predict_logits(tiny_model, image, max_side=513)
+    direct = np.asarray(tiny_model(image[None].astype("float32"), training=False))[0]
+    np.testing.assert_allclose(logits, direct, atol=1e-5)
+
+
+def test_batches_equal_single_images_and_mixed_sizes_keep_their_order(tiny_model):
+    a, b, c = _photo(40, 30, 1), _photo(40, 30, 2), _photo(25, 50, 3)
+    batch = serving.predict_labels(tiny_model, np.stack([a, b]), max_side=33)
+    np.testing.assert_array_equal(batch[1], serving.predict_labels(tiny_model, b, max_side=33))
+    mixed = serving.predict_many(tiny_model, [a, c, b], max_side=33)
+    assert [m.shape for m in mixed] == [(40, 30), (25, 50), (40, 30)]
+    np.testing.assert_array_equal(mixed[2], batch[1])
+
+
+def test_flip_logits_mirrors_and_swaps_left_and_right():
+    logits = np.zeros((2, 3, 20), np.float32)
+    logits[0, 0, 14] = 1.0  # Left-arm at the left edge
+    flipped = serving.flip_logits(logits)
+    assert flipped[0, 2, 15] == 1.0 and flipped[0, 2, 14] == 0.0
