@@ -1,0 +1,105 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from bibcrop.data.synthetic import draw_person, write_lip_archives, write_race_photos
+from bibcrop.data.synthetic.archives import IMAGES, LABELS
+from bibcrop.labels import CLASS_IDS
+
+LIP = OmegaConf.create(
+    {"num_train": 6, "num_val": 3, "min_side": 60, "max_side": 110,
+     "grayscale_fraction": 0.5, "jpeg_quality": 90}
+)  # fmt: skip
+RACE = OmegaConf.create(
+    {"num_photos": 3, "width": 320, "height": 180, "min_runners": 1, "max_runners": 4,
+     "jpeg_quality": 90}
+)  # fmt: skip
+
+
+def _inner(path, name):
+    with zipfile.ZipFile(path) as outer:
+        assert outer.namelist() == [f"{name}/{name}.zip"]  # the doubled folder
+        return zipfile.ZipFile(io.BytesIO(outer.read(f"{name}/{name}.zip")))
+
+
+@pytest.fixture(scope="module")
+def lip(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lip")
+    counts = write_lip_archives(out, LIP, seed=3)
+    return out, counts
+
+
+def test_archives_have_the_real_nested_layout_and_id_lists(lip):
+    out, counts = lip
+    assert counts == {"train": 6, "val": 3}
+    images, labels = _inner(out / f"{IMAGES}.zip", IMAGES), _inner(out / f"{LABELS}.zip", LABELS)
+    for split, count in counts.items():
+        ids = images.read(f"{IMAGES}/{split}_id.txt").decode().split()
+        assert len(ids) == count and all(len(i.split("_")[1]) == 6 for i in ids)
+        assert {f"{IMAGES}/{split}_images/{i}.jpg" for i in ids} <= set(images.namelist())
+        assert {f"{LABELS}/{split}_segmentations/{i}.png" for i in ids} == {
+            n for n in labels.namelist() if f"/{split}_segmentations/" in n
+        }
+
+
+def test_labels_are_valid_and_match_their_images(lip):
+    out, _ = lip
+    images, labels = _inner(out / f"{IMAGES}.zip", IMAGES), _inner(out / f"{LABELS}.zip", LABELS)
+    modes = []
+    for name in labels.namelist():
+        label = Image.open(io.BytesIO(labels.read(name)))
+        stem = name.rsplit("/", 1)[1][:-4]
+        split = name.split("/")[1].split("_")[0]
+        image = Image.open(io.BytesIO(images.read(f"{IMAGES}/{split}_images/{stem}.jpg")))
+        assert label.mode == "L" and label.size == image.size
+        assert 60 <= max(image.size) <= 110
+        values = np.unique(np.asarray(label))
+        assert values.max() <= 19 and {CLASS_IDS["Face"], CLASS_IDS["Hair"]} <= set(values)
+        modes.append(image.mode)
+    assert "L" in modes and "RGB" in modes  # grayscale_fraction 0.5 over 9 images
+
+
+def test_same_seed_is_byte_identical_and_another_seed_is_not(lip, tmp_path):
+    out, _ = lip
+    write_lip_archives(tmp_path / "again", LIP, seed=3)
+    write_lip_archives(tmp_path / "other", LIP, seed=4)
+    for name in (IMAGES, LABELS):
+        same = (out / f"{name}.zip").read_bytes()
+        assert (tmp_path / "again" / f"{name}.zip").read_bytes() == same
+        assert (tmp_path / "other" / f"{name}.zip").read_bytes() != same
+
+
+def test_the_persons_left_is_on_the_image_right():
+    for seed in range(5):
+        _, labels = draw_person(np.random.default_rng(seed), 200, 120)
+        cols = np.arange(labels.shape[1])[None, :].repeat(labels.shape[0], 0)
+        for left, right in (("Left-leg", "Right-leg"), ("Left-shoe", "Right-shoe")):
+            assert cols[labels == CLASS_IDS[left]].mean() > cols[labels == CLASS_IDS[right]].mean()
+
+
+def test_labelled_pixels_are_painted_with_their_part(tmp_path):
+    """Pixels of one labelled part share the part's colour (labels follow the pixels)."""
+    image, labels = draw_person(np.random.default_rng(11), 160, 100)
+    face = image[labels == CLASS_IDS["Face"]]
+    assert face.size and (face == face[0]).all()
+    background = labels == 0
+    assert 0.2 < background.mean() < 0.9
+
+
+def test_race_photos_and_bib_csv(tmp_path):
+    stats = write_race_photos(tmp_path, RACE, seed=5)
+    rows = [r.split(",") for r in (tmp_path / "bibs.csv").read_text().splitlines() if r]
+    assert stats["photos"] == 3 and stats["bibs"] == len(rows) > 0
+    for name, x0, y0, x1, y1, cls in rows:
+        x0, y0, x1, y1 = map(int, (x0, y0, x1, y1))
+        assert cls == "bib_number" and 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 180
+        photo = np.asarray(Image.open(tmp_path / "photos" / name))
+        assert photo[y0:y1, x0:x1].mean() > 150  # a white bib (with dark digits)
+        labels = np.asarray(Image.open(tmp_path / "labels" / name.replace(".jpg", ".png")))
+        garment = labels[y0:y1, x0:x1]
+        torso = [CLASS_IDS[n] for n in ("UpperClothes", "Coat", "Dress", "Jumpsuits")]
+        assert np.isin(garment, torso).mean() > 0.5
