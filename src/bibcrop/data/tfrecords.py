@@ -1,0 +1,174 @@
+"""Sharded TFRecords in the schema of DeepLab's ``build_voc2012_data.py``, plus a manifest.
+
+Each record holds the extracted JPEG and PNG bytes unchanged (so a rebuild is
+byte-identical) under DeepLab's keys; either side reads the other's files. Shards are
+``{split}-%05d-of-%05d.tfrecord`` with contiguous id ranges as DeepLab assigns them,
+each written by one worker process to a temp name and renamed. ``manifest.json`` lists
+per-shard record counts and sha256; its own hash is the data hash runs are tagged with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from bibcrop import atomic
+
+MANIFEST = "manifest.json"
+SCHEMA = "deeplab/build_voc2012_data"
+KEYS = (
+    "image/encoded",
+    "image/filename",
+    "image/format",
+    "image/height",
+    "image/width",
+    "image/channels",
+    "image/segmentation/class/encoded",
+    "image/segmentation/class/format",
+)
+
+
+def shard_name(split: str, index: int, total: int) -> str:
+    return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
+
+
+def shard_ids(ids: list[str], num_shards: int) -> list[list[str]]:
+    """DeepLab's split: ``ceil(n / num_shards)`` consecutive ids per shard."""
+    per_shard = max(1, math.ceil(len(ids) / num_shards))
+    return [ids[i * per_shard : (i + 1) * per_shard] for i in range(num_shards)]
+
+
+def example_bytes(image: bytes, label: bytes, filename: str, height: int, width: int) -> bytes:
+    import tensorflow as tf
+
+    def b(value: bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def i(value: int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    features = {
+        "image/encoded": b(image),
+        "image/filename": b(filename.encode()),
+        "image/format": b(b"jpeg"),
+        "image/height": i(height),
+        "image/width": i(width),
+        "image/channels": i(3),
+        "image/segmentation/class/encoded": b(label),
+        "image/segmentation/class/format": b(b"png"),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    return example.SerializeToString(deterministic=True)
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    split_dir: str
+    ids: tuple[str, ...]
+    target: str
+
+
+def write_shard(job: ShardJob) -> dict:
+    """Write one shard atomically; returns its manifest entry."""
+    import tensorflow as tf
+
+    split_dir, target = Path(job.split_dir), Path(job.target)
+    with atomic.atomic_path(target, suffix=".tfrecord") as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for sample_id in job.ids:
+                image = (split_dir / "images" / f"{sample_id}.jpg").read_bytes()
+                label = (split_dir / "labels" / f"{sample_id}.png").read_bytes()
+                with Image.open(split_dir / "images" / f"{sample_id}.jpg") as header:
+                    width, height = header.size
+                writer.write(example_bytes(image, label, sample_id, height, width))
+    data = target.read_bytes()
+    return {
+        "file": target.name,
+        "records": len(job.ids),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def run_jobs(jobs: list[ShardJob], workers: int) -> list[dict]:
+    """Shards in parallel on spawned processes (TF is not fork-safe once imported)."""
+    if workers <= 1 or len(jobs) < 2:
+        return [write_shard(job) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        return list(pool.map(write_shard, jobs))
+
+
+def read_ids(extracted: Path, split: str) -> list[str]:
+    path = extracted / f"{split}_id.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `bibcrop extract` first")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def build(extracted: Path, out_dir: Path, shards: dict[str, int], workers: int) -> dict:
+    """Write every split's shards and the manifest; removes shards no longer listed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs, layout = [], {}
+    for split, count in shards.items():
+        ids = read_ids(extracted, split)
+        if not ids:
+            raise ValueError(f"{extracted / f'{split}_id.txt'} lists no valid pairs")
+        groups = [g for g in shard_ids(ids, int(count)) if g]
+        layout[split] = (len(ids), len(groups))
+        for index, group in enumerate(groups):
+            target = out_dir / shard_name(split, index, len(groups))
+            jobs.append(ShardJob(str(extracted / split), tuple(group), str(target)))
+    entries = run_jobs(jobs, workers)
+    manifest = {"schema": SCHEMA, "keys": list(KEYS), "splits": {}}
+    for split, (records, _) in layout.items():
+        split_entries = [e for e in entries if e["file"].startswith(f"{split}-")]
+        manifest["splits"][split] = {"records": records, "shards": split_entries}
+    keep = {e["file"] for e in entries}
+    for stale in out_dir.glob("*.tfrecord"):
+        if stale.name not in keep:
+            stale.unlink()
+    atomic.write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(tfrecord_dir: Path) -> dict:
+    path = Path(tfrecord_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `bibcrop tfrecords` (or `dvc repro`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def manifest_digest(tfrecord_dir: Path) -> str:
+    """sha256 of ``manifest.json``: one hash for the exact data a model saw."""
+    return hashlib.sha256((Path(tfrecord_dir) / MANIFEST).read_bytes()).hexdigest()
+
+
+def shard_paths(tfrecord_dir: Path, split: str) -> list[Path]:
+    manifest = read_manifest(tfrecord_dir)
+    if split not in manifest["splits"]:
+        raise KeyError(f"split {split!r} is not in {Path(tfrecord_dir) / MANIFEST}")
+    return [Path(tfrecord_dir) / s["file"] for s in manifest["splits"][split]["shards"]]
+
+
+def iterate_split(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
+    """(filename, image uint8 [H,W,3], label uint8 [H,W]) for each record, in shard order."""
+    from bibcrop.data.pipeline import decode_record, raw_records
+
+    records = raw_records(shard_paths(tfrecord_dir, split))
+    if limit:
+        records = records.take(int(limit))
+    for record in records.map(decode_record):
+        yield (
+            record["filename"].numpy().decode(),
+            record["image"].numpy(),
+            record["label"].numpy()[..., 0],
+        )

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import OmegaConf
+
+from bibcrop.config import compose_config
+from bibcrop.data.pipeline import augment, flip_pair, make_dataset
+from bibcrop.labels import CLASS_IDS
+
+AUG = OmegaConf.create(
+    {"min_scale": 0.5, "max_scale": 2.0, "scale_step": 0.25, "flip": True, "mean_pixel": 127.5}
+)
+
+
+def test_flip_swaps_left_and_right_labels():
+    label = tf.constant([[CLASS_IDS["Left-arm"], 0, CLASS_IDS["Right-shoe"]]], tf.int32)
+    image = tf.constant([[[1.0] * 3, [2.0] * 3, [3.0] * 3]])
+    flipped_image, flipped = flip_pair(image, label)
+    assert flipped.numpy().tolist() == [[CLASS_IDS["Left-shoe"], 0, CLASS_IDS["Right-arm"]]]
+    assert flipped_image.numpy()[0, :, 0].tolist() == [3.0, 2.0, 1.0]
+
+
+def test_scale_one_without_flip_is_an_exact_crop_with_padding():
+    aug = OmegaConf.merge(AUG, {"min_scale": 1.0, "max_scale": 1.0, "scale_step": 0, "flip": False})
+    image = np.arange(20 * 10 * 3, dtype=np.uint8).reshape(20, 10, 3) % 200
+    label = (np.arange(200, dtype=np.uint8).reshape(20, 10, 1) % 19)
+    crop_image, crop_label = augment(image, label, (16, 16), aug, tf.constant([1, 2], tf.int64))
+    crop_image, crop_label = crop_image.numpy(), crop_label.numpy()
+    # The 10-px-wide image is padded on the right up to 16: mean pixel and ignore label.
+    assert (crop_label[:, 10:] == 255).all() and np.allclose(crop_image[:, 10:], 127.5)
+    rows = [r for r in range(5) if (crop_label[:, :10] == label[r : r + 16, :, 0]).all()]
+    assert len(rows) == 1
+    np.testing.assert_allclose(crop_image[:, :10], image[rows[0] : rows[0] + 16], atol=1e-3)
+
+
+def test_labels_stay_in_the_label_set_under_any_scale():
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 20, (37, 29, 1)).astype(np.uint8)
+    image = rng.integers(0, 256, (37, 29, 3)).astype(np.uint8)
+    seen = set()
+    for s in range(8):
+        _, out = augment(image, label, (33, 33), AUG, tf.constant([s, 0], tf.int64))
+        seen |= set(np.unique(out.numpy()).tolist())
+    assert seen <= set(range(20)) | {255}  # nearest-neighbour only: no blended labels
+
+
+@pytest.fixture
+def cfg(shards):
+    return compose_config([f"paths.tfrecords={shards}", "dataset.crop_size=[17,17]",
+                           "dataset.eval_size=[65,65]"])  # fmt: skip
+
+
+def test_seeded_pipeline_repeats_exactly(cfg):
+    def batches(seed):
+        return [(x.numpy(), y.numpy()) for x, y in make_dataset(cfg, "train", True, 2, seed)]
+
+    first, second, other = batches(5), batches(5), batches(6)
+    assert len(first) == 2  # 5 records, batch 2, remainder dropped
+    for (x1, y1), (x2, y2) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other, strict=True))
+    x, y = first[0]
+    assert x.shape == (2, 17, 17, 3) and x.dtype == np.float32 and y.dtype == np.int32
+
+
+def test_eval_batches_are_padded_to_the_eval_size(cfg):
+    x, y = next(iter(make_dataset(cfg, "val", False, 3)))
+    assert x.shape == (3, 65, 65, 3) and y.shape == (3, 65, 65)
+    assert (y.numpy()[:, 64, :] == 255).all()  # images are < 65 px: padding is ignored
