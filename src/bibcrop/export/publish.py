@@ -59,19 +59,38 @@ def input_example(cfg: DictConfig) -> np.ndarray:
     return rng.uniform(0, 255, size=(1, min(h, 65), min(w, 65), 3)).astype(np.float32)
 
 
-def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str, Path]):
-    """Log the Keras model (with signature and example) and the SavedModel into the run."""
+def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str, Path]) -> str:
+    """Log the Keras model (MLflow keras flavour, signature, input example) and the SavedModel.
+
+    Returns the ``runs:/`` URI to register. The flavour is written with
+    ``mlflow.keras.save_model`` into a folder made first, then logged as artifacts:
+    ``mlflow.keras.log_model`` 3.17 writes the input example before it creates its folder.
+    """
+    import tempfile
+
     import mlflow
     from mlflow.models import infer_signature
 
     example = input_example(cfg)
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example)))
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.keras.log_model(
-            model, name=ARTIFACT_PATH, signature=signature, input_example=example
-        )
-        mlflow.log_artifacts(str(files["saved_model"]), artifact_path=SAVED_MODEL_DIR)
-    return info
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / ARTIFACT_PATH
+        local.mkdir()
+        requirements = [f"keras=={keras.__version__}", f"tensorflow=={_tf_version()}"]
+        mlflow.keras.save_model(
+            model, str(local), signature=signature, input_example=example,
+            pip_requirements=requirements,
+        )  # fmt: skip
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
+            mlflow.log_artifacts(str(files["saved_model"]), artifact_path=SAVED_MODEL_DIR)
+    return f"runs:/{run_id}/{ARTIFACT_PATH}"
+
+
+def _tf_version() -> str:
+    from importlib.metadata import version
+
+    return version("tensorflow")
 
 
 def champion_ref(name: str, registered: dict) -> dict:
@@ -96,10 +115,10 @@ def publish(cfg: DictConfig) -> dict:
     files = write_files(model, cfg, source)
     run = read_run_file(cfg)
     configure(settings)
-    info = log_model(model, cfg, run["run_id"], files)
+    model_uri = log_model(model, cfg, run["run_id"], files)
     name = cfg.export.registered_model_name or settings.registered_model_name
     registered = register_model(
-        info.model_uri, name, metric, settings.key_metric, model_file=files["keras"]
+        model_uri, name, metric, settings.key_metric, model_file=files["keras"]
     )
     out = resolve(cfg.export.output_dir)
     write_model_ref(out / REF_FILE, champion_ref(name, registered))
@@ -107,7 +126,7 @@ def publish(cfg: DictConfig) -> dict:
         **registered,
         "metric": settings.key_metric,
         "value": metric,
-        "model_uri": info.model_uri,
+        "model_uri": model_uri,
     }
     atomic.write_json(out / SUMMARY_FILE, summary)
     return summary

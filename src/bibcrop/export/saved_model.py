@@ -19,23 +19,35 @@ import numpy as np
 
 from bibcrop.atomic import temp_name
 from bibcrop.labels import flip_lut
+from bibcrop.model.serving import MEAN_PIXEL, padded_size
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"
 
 
 def _logits_at_scale(model, image, max_side: int, scale: float):
-    """float32 logits [H, W, C] for float image [H, W, 3] resized by scale and the cap."""
+    """float32 logits [H, W, C] for float image [H, W, 3] resized by scale and the cap.
+
+    The resized image is padded with the mean pixel to one static 16k+1 square, as
+    DeepLab's export did, so the model graph has a fixed shape.
+    """
     import tensorflow as tf
 
+    side = max(1, round(max_side * scale))
+    square = padded_size(side)
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
     long_side = tf.cast(tf.maximum(h, w), tf.float32)
-    factor = tf.minimum(1.0, float(max_side) / long_side) * scale
+    factor = tf.minimum(1.0, float(side) / long_side)
     new_h = tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float32) * factor), tf.int32))
     new_w = tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float32) * factor), tf.int32))
     resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
-    logits = tf.cast(model(resized, training=False), tf.float32)
+    padded = tf.pad(
+        resized, [[0, 0], [0, square - new_h], [0, square - new_w], [0, 0]],
+        constant_values=MEAN_PIXEL,
+    )  # fmt: skip
+    padded = tf.ensure_shape(padded, [1, square, square, 3])
+    logits = tf.cast(model(padded, training=False), tf.float32)[:, :new_h, :new_w]
     return tf.image.resize(logits, tf.stack([h, w]), method="bilinear")[0]
 
 

@@ -17,7 +17,7 @@ MEAN_PIXEL = 127.5
 ALIGN = 16
 
 
-def _padded(n: int) -> int:
+def padded_size(n: int) -> int:
     return ((max(n - 1, 0) + ALIGN - 1) // ALIGN) * ALIGN + 1
 
 
@@ -33,8 +33,14 @@ def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
-def predict_logits(model: keras.Model, images, max_side: int = 513) -> np.ndarray:
-    """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size."""
+def predict_logits(
+    model: keras.Model, images, max_side: int = 513, square: bool = False
+) -> np.ndarray:
+    """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size.
+
+    ``square`` pads to a fixed ``16k+1`` square over ``max_side`` instead of the tightest
+    ``16k+1`` box: what the exported SavedModel does (one static shape, as DeepLab's export).
+    """
     batch = np.asarray(images)
     single = batch.ndim == 3
     if single:
@@ -44,16 +50,19 @@ def predict_logits(model: keras.Model, images, max_side: int = 513) -> np.ndarra
     height, width = batch.shape[1:3]
     h, w = scaled_size(height, width, max_side)
     x = _resize(batch.astype(np.float32), (h, w))
-    ph, pw = _padded(h), _padded(w)
+    ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
     x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=MEAN_PIXEL)
     logits = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
     logits = _resize(logits[:, :h, :w], (height, width))
     return logits[0] if single else logits
 
 
-def predict_labels(model: keras.Model, images, max_side: int = 513) -> np.ndarray:
+def predict_labels(
+    model: keras.Model, images, max_side: int = 513, square: bool = False
+) -> np.ndarray:
     """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
-    return np.argmax(predict_logits(model, images, max_side), axis=-1).astype(np.int32)
+    logits = predict_logits(model, images, max_side, square)
+    return np.argmax(logits, axis=-1).astype(np.int32)
 
 
 def predict_many(model: keras.Model, images: Sequence[np.ndarray], max_side: int = 513):
