@@ -7,8 +7,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import absl.logging  # noqa: E402
 import pytest  # noqa: E402
@@ -25,3 +27,42 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+# A real, private sqlite MLflow store per test, never the repo's mlflow.db. Creating a
+# store runs its schema migrations (~2 s): one migrated database per session is copied.
+@pytest.fixture(scope="session")
+def _migrated_db(tmp_path_factory) -> Path:
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, _migrated_db):
+    """``MLFLOW_TRACKING_URI`` -> ``<tmp>/mlflow.db``; ``overrides`` compose a cfg using it."""
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(_migrated_db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    artifacts = tmp_path / "mlruns"
+    overrides = [
+        f"mlflow.artifact_location={artifacts}",
+        "mlflow.system_metrics=false",
+        f"mlflow.experiment_name=test-{tmp_path.name}",
+    ]
+    yield SimpleNamespace(uri=uri, db=db, artifacts=artifacts, overrides=overrides)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def client(store):
+    from mlflow import MlflowClient
+
+    return MlflowClient(store.uri)

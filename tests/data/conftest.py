@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
-
-
-def write_extracted(root, counts=None, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, count in (counts or {"train": 5, "val": 3}).items():
-        ids = [f"{100 + i}_{i:06d}" for i in range(count)]
-        for sample_id in ids:
-            h, w = int(rng.integers(30, 60)), int(rng.integers(25, 50))
-            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-            label = rng.integers(0, 20, (h, w), dtype=np.uint8)
-            label[0, 0] = 255
-            for folder, array, fmt in (("images", image, "JPEG"), ("labels", label, "PNG")):
-                path = root / split / folder / f"{sample_id}.{'jpg' if fmt == 'JPEG' else 'png'}"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                buffer = io.BytesIO()
-                Image.fromarray(array).save(buffer, format=fmt)
-                path.write_bytes(buffer.getvalue())
-        (root / f"{split}_id.txt").write_text("\n".join(ids) + "\n")
-    return root
+from tinydata import write_extracted
 
 
 @pytest.fixture(scope="module")

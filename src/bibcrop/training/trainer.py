@@ -127,6 +127,7 @@ def train(cfg: DictConfig) -> dict:
     with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
         with runtime.make_strategy(cfg.train.strategy):
             model = build_training_model(cfg)
+            model.optimizer.build(model.trainable_variables)  # so the restore fills its state
         start = checkpoints.restore_latest(model, backup)
         if start:
             log.info("resuming at step %d of %d", start, cfg.train.steps)

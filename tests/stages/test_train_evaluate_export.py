@@ -1,0 +1,153 @@
+"""train -> evaluate -> export -> register -> load by alias -> predict, on tiny data and a
+tiny model, against a real sqlite MLflow store; plus resume after ``kill -9``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from tinydata import write_extracted
+
+from bibcrop.config import compose_config
+from bibcrop.data.tfrecords import build
+
+TINY_MODEL = [
+    "model.backbone.depth_multiplier=0.35",
+    "model.head.aspp_channels=16",
+    "model.head.decoder_channels=16",
+    "model.head.low_level_channels=8",
+]
+
+
+def overrides(tmp_path, store, **train):
+    steps = train.get("steps", 4)
+    return [
+        *store.overrides,
+        *TINY_MODEL,
+        f"paths.tfrecords={tmp_path / 'tfrecords'}",
+        f"paths.reports={tmp_path / 'reports'}",
+        "dataset.crop_size=[33,33]",
+        "dataset.eval_size=[65,65]",
+        f"train.steps={steps}",
+        f"train.checkpoint_every={train.get('every', 2)}",
+        "train.batch_size=2",
+        f"train.output_dir={tmp_path / 'models/train'}",
+        f"train.backup_dir={tmp_path / 'models/backup'}",
+        f"evaluate.output_dir={tmp_path / 'reports/eval'}",
+        "evaluate.max_side=65",
+        "evaluate.num_overlays=2",
+        f"export.output_dir={tmp_path / 'models/export'}",
+        "export.max_side=65",
+        f"mlflow.registered_model_name=tiny-{tmp_path.name}",
+        "mlflow.log_every_n_steps=1",
+    ]
+
+
+@pytest.fixture
+def data(tmp_path):
+    extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
+    build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_train_evaluate_export_register_and_load_the_champion(data, store, client):
+    from bibcrop.stages import evaluate, export, train
+
+    cfg = compose_config(overrides(data, store))
+    trained = train.run(cfg)
+    assert trained["global_step"] == 4 and trained["resumed_from_step"] == 0
+    run = client.get_run(trained["run_id"])
+    assert run.info.status == "FINISHED"
+    assert (
+        run.data.params["train.steps"] == "4" and run.data.tags["lineage.backbone"] == "mobilenetv2"
+    )
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+
+    scores = evaluate.run(cfg)
+    metrics = json.loads((data / "reports/eval/metrics.json").read_text())
+    assert metrics["val/mean_iou"] == pytest.approx(scores["val/mean_iou"])
+    assert "val/iou/Right-shoe" in metrics
+    run = client.get_run(trained["run_id"])
+    assert run.data.metrics["val/mean_iou"] == pytest.approx(scores["val/mean_iou"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
+    assert {"eval/confusion_matrix.png", "eval/overlays.png", "eval/iou_per_class.png"} <= artifacts
+
+    first = export.run(cfg)
+    assert (first["version"], first["alias"]) == (1, "champion")
+    ref = json.loads((data / "models/export/model_ref.json").read_text())
+    assert ref["version"] == 1 and ref["sha256"] == first["sha256"]
+
+    # The champion, loaded from the registry by alias, predicts like the exported files.
+    import mlflow.keras
+
+    import bibcrop.model  # noqa: F401
+    from bibcrop.export.saved_model import load_serving, predict_with_saved_model
+    from bibcrop.model.serving import predict_labels
+
+    name = cfg.mlflow.registered_model_name
+    champion = mlflow.keras.load_model(f"models:/{name}@champion")
+    photo = np.random.default_rng(0).integers(0, 256, (50, 80, 3), dtype=np.uint8)
+    labels = predict_labels(champion, photo, max_side=65, square=True)
+    local = keras.saving.load_model(data / "models/export/model.keras", safe_mode=True)
+    np.testing.assert_array_equal(labels, predict_labels(local, photo, max_side=65, square=True))
+    serve = load_serving(data / "models/export/saved_model")
+    served = predict_with_saved_model(serve, photo)
+    assert served.shape == (50, 80) and served.dtype == np.int32
+    assert (served == labels).mean() > 0.999
+
+
+@pytest.mark.slow
+def test_champion_gate_keeps_the_better_model(data, store, client):
+    from bibcrop.stages import evaluate, export, train
+
+    cfg = compose_config(overrides(data, store, steps=2))
+    train.run(cfg)
+    evaluate.run(cfg)
+    metrics_file = data / "reports/eval/metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    assert export.run(cfg)["alias"] == "champion"
+    metrics["val/mean_iou"] -= 0.01
+    metrics_file.write_text(json.dumps(metrics))
+    worse = export.run(cfg)
+    assert (worse["version"], worse["alias"], worse["previous_champion"]) == (2, "challenger", 1)
+    assert json.loads((data / "models/export/model_ref.json").read_text())["version"] == 1
+    metrics["val/mean_iou"] += 0.02
+    metrics_file.write_text(json.dumps(metrics))
+    assert export.run(cfg)["alias"] == "champion"
+    name = cfg.mlflow.registered_model_name
+    assert int(client.get_model_version_by_alias(name, "champion").version) == 3
+
+
+@pytest.mark.slow
+def test_kill_minus_9_then_rerun_resumes_the_same_run(data, store, client):
+    cli = [sys.executable, "-m", "bibcrop.cli", "train"]
+    args = [*cli, *overrides(data, store, steps=16, every=2), f"hydra.run.dir={data / 'hydra'}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = data / "models/backup"
+    deadline = time.time() + 240
+    while not list(backup.glob("ckpt-00000004.weights.h5")) and time.time() < deadline:
+        time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((backup / "mlflow_run.json").read_text())
+    assert client.get_run(state["run_id"]).info.status == "RUNNING"  # nobody could end it
+
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((data / "models/train/run.json").read_text())
+    assert result["run_id"] == state["run_id"]
+    assert result["resumed_from_step"] >= 4 and result["global_step"] == 16
+    run = client.get_run(state["run_id"])
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert max(steps) > result["resumed_from_step"] and len(steps) == len(set(steps))
