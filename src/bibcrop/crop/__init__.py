@@ -1,0 +1,1 @@
+"""Race photos -> torso+pants crops with their bib boxes, from the registered model."""

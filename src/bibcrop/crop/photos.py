@@ -1,0 +1,72 @@
+"""Reading race photos: EXIF orientation applied, reduced decode for inference.
+
+One coordinate frame everywhere: the photo after EXIF orientation, full resolution, x
+right, y down, origin top-left. Inference reads a reduced copy through JPEG draft mode
+(the decoder skips DCT detail, 2-8x faster on 18 MP photos); crops are cut from the full
+decode. Pillow's decompression-bomb limit stays on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class PhotoError(Exception):
+    """A photo that cannot be used; ``reason`` is a short code for the report."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def find_photos(folder: Path) -> list[Path]:
+    """Every JPEG/PNG under ``folder``, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.size  # noqa: B018  (header parsed: bomb check happens here)
+        return image
+    except Image.DecompressionBombError as err:
+        raise PhotoError("decompression_bomb", f"{path}: {err}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PhotoError("unreadable", f"{path}: {err}") from None
+
+
+def _decode(image: Image.Image, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except Image.DecompressionBombError as err:
+        raise PhotoError("decompression_bomb", f"{path}: {err}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PhotoError("corrupt", f"{path}: {err}") from None
+
+
+def load_full(path: Path) -> np.ndarray:
+    """uint8 RGB [H, W, 3], EXIF-oriented."""
+    with _open(path) as image:
+        return _decode(image, path)
+
+
+def load_reduced(path: Path, max_side: int) -> np.ndarray:
+    """A copy at least ``max_side`` on its long side (JPEG draft mode), EXIF-oriented."""
+    with _open(path) as image:
+        if image.format == "JPEG":
+            w, h = image.size
+            scale = max(1, max(w, h) // max_side)
+            image.draft("RGB", (max(1, w // scale), max(1, h // scale)))
+        return _decode(image, path)
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

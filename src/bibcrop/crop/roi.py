@@ -1,0 +1,164 @@
+"""Regions of interest on a LIP label map: where a runner's bib can be.
+
+Boxes are ``(x0, y0, x1, y1)`` in the label map's pixel frame (x right, y down, origin
+top-left, max exclusive). Modes:
+
+- ``torso_pants`` (the original): Dress and Coat count as UpperClothes; take the largest
+  pants component and the largest torso component whose centroid lies above the pants
+  centroid; crop from the torso's top to the pants' bottom across both widths.
+- ``torso_to_bottom`` (the original's other variant): the largest torso component, from
+  its top to the image bottom, across its width.
+- ``per_runner``: every torso component (above a minimum size) paired with the pants
+  component below it that overlaps it most horizontally; one box per runner.
+
+A photo without a usable box gets a fallback reason instead (``no_torso``,
+``no_pants``, ``invalid_box``, ``too_small``, ``bad_aspect``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from bibcrop.labels import CLASS_IDS
+
+MODES = ("torso_pants", "torso_to_bottom", "per_runner")
+
+
+@dataclass(frozen=True)
+class RoiSettings:
+    mode: str = "per_runner"
+    torso_classes: tuple[str, ...] = ("UpperClothes", "Dress", "Coat", "Jumpsuits")
+    pants_classes: tuple[str, ...] = ("Pants", "Skirt", "Jumpsuits")
+    margin_pct: float = 5.0
+    min_component_frac: float = 0.0005  # of the label map's area
+    min_area_frac: float = 0.002  # of the photo's area, for a final box
+    max_aspect: float = 6.0  # longest / shortest side of a final box
+
+    @classmethod
+    def from_cfg(cls, crop_cfg) -> RoiSettings:
+        if crop_cfg.mode not in MODES:
+            raise ValueError(f"crop.mode={crop_cfg.mode!r}: choose one of {', '.join(MODES)}")
+        for name in [*crop_cfg.torso_classes, *crop_cfg.pants_classes]:
+            if name not in CLASS_IDS:
+                raise ValueError(f"crop class {name!r} is not a LIP class: {sorted(CLASS_IDS)}")
+        return cls(
+            mode=str(crop_cfg.mode),
+            torso_classes=tuple(crop_cfg.torso_classes),
+            pants_classes=tuple(crop_cfg.pants_classes),
+            margin_pct=float(crop_cfg.margin_pct),
+            min_component_frac=float(crop_cfg.min_component_frac),
+            min_area_frac=float(crop_cfg.min_area_frac),
+            max_aspect=float(crop_cfg.max_aspect),
+        )
+
+
+@dataclass(frozen=True)
+class Component:
+    box: tuple[int, int, int, int]
+    area: int
+    cy: float
+    cx: float
+
+
+def components(mask: np.ndarray, min_pixels: int) -> list[Component]:
+    """Connected components (8-connected) with at least ``min_pixels`` pixels."""
+    labelled, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    found = []
+    for index, sl in enumerate(ndimage.find_objects(labelled), start=1):
+        if sl is None:
+            continue
+        part = labelled[sl] == index
+        area = int(part.sum())
+        if area < min_pixels:
+            continue
+        ys, xs = np.nonzero(part)
+        box = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+        found.append(Component(box, area, sl[0].start + ys.mean(), sl[1].start + xs.mean()))
+    return found
+
+
+def _mask(labels: np.ndarray, names) -> np.ndarray:
+    return np.isin(labels, [CLASS_IDS[n] for n in names])
+
+
+def _union(a, b):
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | None]:
+    """Boxes before margin and checks, or ``([], reason)``."""
+    min_pixels = max(1, int(s.min_component_frac * labels.size))
+    torsos = components(_mask(labels, s.torso_classes), min_pixels)
+    if not torsos:
+        return [], "no_torso"
+    pants = components(_mask(labels, s.pants_classes), min_pixels)
+    if s.mode == "torso_to_bottom":
+        torso = max(torsos, key=lambda c: c.area)
+        return [(torso.box[0], torso.box[1], torso.box[2], labels.shape[0])], None
+    if s.mode == "torso_pants":
+        if not pants:
+            return [], "no_pants"
+        biggest = max(pants, key=lambda c: c.area)
+        above = [t for t in torsos if t.cy < biggest.cy]
+        if not above:
+            return [], "no_torso"
+        return [_union(max(above, key=lambda c: c.area).box, biggest.box)], None
+    return per_runner_boxes(torsos, pants), None
+
+
+def per_runner_boxes(torsos: list[Component], pants: list[Component]) -> list[tuple]:
+    """Pair each torso with the pants below it that overlap it most horizontally."""
+    boxes, taken = [], set()
+    for torso in sorted(torsos, key=lambda c: -c.area):
+        best, best_overlap = None, 0
+        for i, p in enumerate(pants):
+            if i in taken or p.cy <= torso.cy:
+                continue
+            overlap = min(torso.box[2], p.box[2]) - max(torso.box[0], p.box[0])
+            if overlap > best_overlap:
+                best, best_overlap = i, overlap
+        if best is None:
+            boxes.append(torso.box)
+        else:
+            taken.add(best)
+            boxes.append(_union(torso.box, pants[best].box))
+    return boxes
+
+
+def finish_box(box, scale: float, width: int, height: int, s: RoiSettings):
+    """Scale a label-map box to the photo, add the margin, clip; ``(box, reason)``."""
+    x0, y0, x1, y1 = (v * scale for v in box)
+    if x1 <= x0 or y1 <= y0:
+        return None, "invalid_box"
+    mx, my = (x1 - x0) * s.margin_pct / 100, (y1 - y0) * s.margin_pct / 100
+    x0, y0 = max(0, int(np.floor(x0 - mx))), max(0, int(np.floor(y0 - my)))
+    x1, y1 = min(width, int(np.ceil(x1 + mx))), min(height, int(np.ceil(y1 + my)))
+    w, h = x1 - x0, y1 - y0
+    if w <= 0 or h <= 0:
+        return None, "invalid_box"
+    if w * h < s.min_area_frac * width * height:
+        return None, "too_small"
+    if max(w, h) / min(w, h) > s.max_aspect:
+        return None, "bad_aspect"
+    return (x0, y0, x1, y1), None
+
+
+def photo_boxes(labels: np.ndarray, photo_size: tuple[int, int], s: RoiSettings):
+    """Final boxes in the photo's frame and the reasons boxes were rejected.
+
+    ``labels`` may be smaller than the photo (inference at reduced size); ``photo_size`` is
+    ``(width, height)``. Returns ``(boxes, reasons)``; no boxes means the photo stays intact.
+    """
+    width, height = photo_size
+    scale = width / labels.shape[1]
+    candidates, reason = raw_boxes(labels, s)
+    if reason:
+        return [], [reason]
+    boxes, reasons = [], []
+    for candidate in candidates:
+        box, why = finish_box(candidate, scale, width, height, s)
+        (boxes if box else reasons).append(box or why)
+    return boxes, reasons

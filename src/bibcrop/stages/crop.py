@@ -1,0 +1,59 @@
+"""``bibcrop crop``: race photos -> torso+pants crops from the registered champion.
+
+Reads ``cfg.crop`` (see conf/crop/default.yaml). Writes crops (keeping the input folder's
+structure) and ``annotations.csv`` under ``crop.output_dir``, and the report
+``{paths.reports}/crop.json`` (DVC metrics) with the model's name, version, run and sha256.
+"""
+
+from __future__ import annotations
+
+import time
+
+from omegaconf import DictConfig
+
+from bibcrop import atomic
+from bibcrop.crop.annotations import read_boxes
+from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.report import summarize, summary_line, write_annotations
+from bibcrop.crop.roi import RoiSettings
+from bibcrop.crop.segmenter import load_segmenter
+from bibcrop.project import resolve
+
+REPORT = "crop.json"
+
+
+def make_job(cfg: DictConfig) -> CropJob:
+    c = cfg.crop
+    return CropJob(
+        input_dir=resolve(c.input_dir),
+        output_dir=resolve(c.output_dir),
+        roi=RoiSettings.from_cfg(c),
+        bibs=read_boxes(resolve(c.annotations)) if c.annotations else {},
+        cut_policy=str(c.cut_boxes),
+        filter_cut=bool(c.filter),
+        jpeg_quality=int(c.jpeg_quality),
+        refine=bool(c.refine),
+    )
+
+
+def run(cfg: DictConfig) -> dict:
+    job = make_job(cfg)
+    segmenter = load_segmenter(cfg)
+    started = time.perf_counter()
+    records = run_folder(segmenter, job, overwrite=bool(cfg.crop.overwrite))
+    seconds = time.perf_counter() - started
+    report = summarize(records)
+    report["annotations"] = write_annotations(records, job.output_dir / "annotations.csv")
+    report["mode"] = cfg.crop.mode
+    report["model"] = {
+        k: segmenter.info.get(k) for k in ("name", "version", "run_id", "sha256", "source")
+    }
+    report["seconds"] = round(seconds, 2)
+    if cfg.crop.contact_sheet:
+        from bibcrop.crop.sheet import write_contact_sheet
+
+        sheet = resolve(cfg.paths.reports) / "crop_contact_sheet.png"
+        write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
+    atomic.write_json(resolve(cfg.paths.reports) / REPORT, report)
+    print(summary_line(report))
+    return report
