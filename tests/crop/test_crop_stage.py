@@ -1,0 +1,138 @@
+"""The crop stage end to end with a real tiny Keras model, real files and a real registry."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from bibcrop.config import compose_config
+from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.photos import load_full
+from bibcrop.crop.roi import RoiSettings
+from bibcrop.crop.segmenter import Segmenter
+from bibcrop.labels import CLASS_IDS as C
+
+
+class PaintedSegmenter(Segmenter):
+    """Labels read from the photo's red channel: a real function of the pixels, no model."""
+
+    def labels(self, image):
+        return (image[..., 0] // 10).astype(np.int32)
+
+
+def photo(path, size=(80, 60), torso=(20, 10, 40, 30), pants=(20, 30, 40, 50), exif=None):
+    pixels = np.zeros((size[1], size[0], 3), np.uint8)
+    x0, y0, x1, y1 = torso
+    pixels[y0:y1, x0:x1, 0] = C["UpperClothes"] * 10 + 5
+    x0, y0, x1, y1 = pants
+    pixels[y0:y1, x0:x1, 0] = C["Pants"] * 10 + 5
+    image = Image.fromarray(pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if exif is not None:
+        info = Image.Exif()
+        info[0x0112] = exif
+        image.save(path, format="PNG", exif=info)
+    else:
+        image.save(path, format="PNG")
+    return path
+
+
+def job(tmp_path, bibs=None, **kw):
+    roi = RoiSettings(mode="per_runner", margin_pct=0, min_component_frac=0.001, min_area_frac=0)
+    return CropJob(tmp_path / "in", tmp_path / "out", roi, bibs or {}, **kw)
+
+
+def test_batch_records_every_photo_and_survives_bad_ones(tmp_path, monkeypatch):
+    photo(tmp_path / "in/a/one.png")
+    photo(tmp_path / "in/two.png", torso=(0, 0, 0, 0), pants=(0, 0, 0, 0))  # nobody in it
+    (tmp_path / "in/corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    Image.new("L", (300, 300)).save(tmp_path / "in/bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 3)  # 3x over the limit
+    records = run_folder(PaintedSegmenter(None, 64), job(tmp_path))
+    outcome = {r["photo"]: (r["outcome"], r["reasons"]) for r in records}
+    assert outcome == {
+        "a/one.png": ("cropped", []),
+        "two.png": ("intact", ["no_torso"]),
+        "corrupt.jpg": ("error", ["unreadable"]),
+        "bomb.png": ("error", ["decompression_bomb"]),
+    }
+    assert (tmp_path / "out/a/one_0.jpg").is_file() and (tmp_path / "out/two.png").is_file()
+    crop = next(r for r in records if r["photo"] == "a/one.png")["crops"][0]
+    assert crop["box"] == [20, 10, 40, 50]
+
+
+def test_bibs_follow_the_crop_and_an_exif_rotated_photo(tmp_path):
+    # Stored landscape 80x60 with orientation 6 (rotate 90 CW on display): shown 60x80.
+    photo(tmp_path / "in/rot.png", exif=6)
+    shown = load_full(tmp_path / "in/rot.png")
+    assert shown.shape[:2] == (80, 60)
+    labels = PaintedSegmenter(None, 64).labels(shown)
+    ys, xs = np.nonzero(labels == C["UpperClothes"])
+    bib = (int(xs.min()) + 2, int(ys.min()) + 2, int(xs.min()) + 8, int(ys.min()) + 8, "bib_number")
+    records = run_folder(PaintedSegmenter(None, 64), job(tmp_path, {"rot.png": [bib]}))
+    (crop,) = records[0]["crops"]
+    x0, y0 = crop["box"][:2]
+    assert crop["bibs"] == [[bib[0] - x0, bib[1] - y0, bib[2] - x0, bib[3] - y0, "bib_number"]] or (
+        crop["bibs"] == [(bib[0] - x0, bib[1] - y0, bib[2] - x0, bib[3] - y0, "bib_number")]
+    )
+    assert records[0]["bibs_retained"] == 1
+
+
+def test_rerun_resumes_without_duplicates(tmp_path):
+    for i in range(3):
+        photo(tmp_path / f"in/p{i}.png")
+    segmenter = PaintedSegmenter(None, 64)
+    first = run_folder(segmenter, job(tmp_path))
+    (tmp_path / "out/.records/p1.png.json").unlink()  # as if killed before p1 was recorded
+    calls = []
+    original = PaintedSegmenter.labels
+    PaintedSegmenter.labels = lambda self, image: calls.append(1) or original(self, image)
+    try:
+        second = run_folder(segmenter, job(tmp_path))
+    finally:
+        PaintedSegmenter.labels = original
+    assert len(calls) == 1  # only p1 was processed again
+    assert [r["photo"] for r in second] == [r["photo"] for r in first]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == [
+        "p0_0.jpg",
+        "p1_0.jpg",
+        "p2_0.jpg",
+    ]
+
+
+@pytest.mark.slow
+def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
+    import mlflow
+
+    from bibcrop.model import build_model
+    from bibcrop.stages import crop as crop_stage
+    from bibcrop.tracking import ModelNotFoundError
+
+    keras.utils.set_random_seed(0)
+    tiny = ["model.backbone.depth_multiplier=0.35", "model.head.aspp_channels=16",
+            "model.head.decoder_channels=16", "model.head.low_level_channels=8"]  # fmt: skip
+    model = build_model(compose_config(tiny))
+    with mlflow.start_run():
+        logged = mlflow.keras.log_model(model, name="model", pip_requirements=["keras"])
+    name = f"tiny-{tmp_path.name}"
+    version = mlflow.register_model(logged.model_uri, name)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
+    photo(tmp_path / "photos/x.png", size=(90, 70))
+    base = [*store.overrides, f"crop.input_dir={tmp_path / 'photos'}", "crop.annotations=null",
+            f"crop.output_dir={tmp_path / 'crops'}", f"paths.reports={tmp_path / 'reports'}",
+            "crop.max_side=65", f"crop.model_uri=models:/{name}@champion"]  # fmt: skip
+    report = crop_stage.run(compose_config(base))
+    assert (
+        report["photos"] == 1
+        and report["model"]["version"] == 1
+        and report["model"]["name"] == name
+    )
+    assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
+    with pytest.raises(ModelNotFoundError, match=r"champion->v1"):
+        crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}@gold"]))
+    with pytest.raises(ValueError, match="only a .keras file"):
+        crop_stage.run(compose_config([*base, f"crop.model_path={tmp_path / 'w.h5'}"]))
