@@ -38,6 +38,38 @@ def summary_lines(root: Path | None = None) -> list[str]:
             shards = entry.get("shards", [])
             records = sum(s.get("records", 0) for s in shards)
             lines.append(f"tfrecords {split}: {records} records in {len(shards)} shards")
+    return lines + model_lines(root, params)
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def model_lines(root: Path, params: dict) -> list[str]:
+    lines = []
+    run = _read(root / params["train"]["output_dir"] / "run.json")
+    if run:
+        lines.append(
+            f"train: step {run['global_step']}, {run.get('images_per_s', '?')} images/s, "
+            f"MLflow run {run['run_id']}"
+        )
+    metrics = _read(root / params["evaluate"]["output_dir"] / "metrics.json")
+    if metrics:
+        lines.append(
+            f"evaluate: val mIoU {metrics['val/mean_iou']:.4f}, "
+            f"pixel accuracy {metrics['val/pixel_accuracy']:.4f}"
+        )
+    export = _read(root / params["export"]["output_dir"] / "export.json")
+    if export:
+        lines.append(f"registered: {export['name']} v{export['version']} @{export['alias']}")
+    crop = _read(root / params["paths"]["reports"] / "crop.json")
+    if crop:
+        lines.append(
+            f"crop ({crop['mode']}): {crop['photos']} photos, {crop['crops']} crops, "
+            f"bib retention {crop['bib_retention']}, mean crop area {crop['mean_crop_area_share']}"
+        )
+    if run:
+        lines.append("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return lines
 
 

@@ -116,6 +116,17 @@ def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> d
     }
 
 
+def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
+    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.training.bn_recalibration import recalibrate
+
+    count = int(cfg.train.get("bn_recalibration_batches", 0) or 0)
+    if count <= 0:
+        return 0
+    data = make_dataset(cfg, "train", True, cfg.train.batch_size, seed=cfg.seed + 1).repeat()
+    return recalibrate(model, data, count)
+
+
 def train(cfg: DictConfig) -> dict:
     """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``."""
     from bibcrop.tracking import tracked_run
@@ -132,6 +143,7 @@ def train(cfg: DictConfig) -> dict:
         if start:
             log.info("resuming at step %d of %d", start, cfg.train.steps)
         summary = fit(model, cfg, start, backup)
+        summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
         step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
             model.save(tmp)
