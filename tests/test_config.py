@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
+from conftest import REPO_ROOT
 
 from bibcrop.config import compose_config, composed_container, write_params
 
@@ -43,3 +45,14 @@ def test_cihp_is_a_second_dataset_with_the_same_labels(repo_root):
 def test_no_target_instantiation_in_user_config(repo_root):
     offenders = [p for p in (repo_root / "conf").rglob("*.yaml") if "_target_" in p.read_text()]
     assert offenders == [], f"config values are plain, chosen by name: {offenders}"
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
+)
+def test_experiments_compose_and_pin_the_original_recipe(experiment):
+    cfg = compose_config([f"+experiment={experiment}"])
+    assert cfg.dataset.name == "lip" and cfg.train.optimizer == "sgd"
+    assert cfg.train.steps % cfg.train.checkpoint_every == 0
+    text = (REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_") and "Hardware:" in text
