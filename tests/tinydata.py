@@ -8,12 +8,13 @@ import numpy as np
 from PIL import Image
 
 
-def write_extracted(root, counts=None, seed=0):
+def write_extracted(root, counts=None, seed=0, size=None):
+    """Random images/labels (``size`` = (H, W), default random 30-60 x 25-50 px)."""
     rng = np.random.default_rng(seed)
     for split, count in (counts or {"train": 5, "val": 3}).items():
         ids = [f"{100 + i}_{i:06d}" for i in range(count)]
         for sample_id in ids:
-            h, w = int(rng.integers(30, 60)), int(rng.integers(25, 50))
+            h, w = size or (int(rng.integers(30, 60)), int(rng.integers(25, 50)))
             image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             label = rng.integers(0, 20, (h, w), dtype=np.uint8)
             label[0, 0] = 255

@@ -1,0 +1,41 @@
+"""Shared bits for benchmarks: machine description and appending a row to PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores"
+
+
+def versions() -> str:
+    import keras
+    import tensorflow as tf
+
+    return f"TF {tf.__version__}, Keras {keras.__version__} ({keras.backend.backend()})"
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def print_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text)
+    return text
