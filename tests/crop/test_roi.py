@@ -81,3 +81,15 @@ def test_unknown_class_names_are_refused():
                             "max_aspect": 5})  # fmt: skip
     with pytest.raises(ValueError, match="'Shirt' is not a LIP class"):
         RoiSettings.from_cfg(cfg)
+
+
+def test_overlapping_boxes_merge_and_stray_torsos_are_dropped():
+    from bibcrop.crop.roi import merge_overlapping
+
+    assert merge_overlapping([(0, 0, 10, 10), (1, 1, 9, 11), (20, 20, 30, 30)]) == [
+        (0, 0, 10, 11), (20, 20, 30, 30),
+    ]  # fmt: skip
+    labels = runner(np.zeros((60, 100), np.uint8), 5, 5)
+    labels[50:53, 80:83] = C["UpperClothes"]  # a fleck with no pants, far smaller than a torso
+    boxes, _ = raw_boxes(labels, settings("per_runner"))
+    assert boxes == [(5, 5, 15, 29)]

@@ -33,7 +33,7 @@ class RoiSettings:
     torso_classes: tuple[str, ...] = ("UpperClothes", "Dress", "Coat", "Jumpsuits")
     pants_classes: tuple[str, ...] = ("Pants", "Skirt", "Jumpsuits")
     margin_pct: float = 5.0
-    min_component_frac: float = 0.0005  # of the label map's area
+    min_component_frac: float = 0.001  # of the label map's area
     min_area_frac: float = 0.002  # of the photo's area, for a final box
     max_aspect: float = 6.0  # longest / shortest side of a final box
 
@@ -110,8 +110,14 @@ def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | No
 
 
 def per_runner_boxes(torsos: list[Component], pants: list[Component]) -> list[tuple]:
-    """Pair each torso with the pants below it that overlap it most horizontally."""
+    """Pair each torso with the pants below it that overlap it most horizontally.
+
+    A torso with no pants below is kept only when it is at least a quarter of the largest
+    torso (a runner whose legs are hidden), not when it is a stray fleck. Boxes that
+    mostly overlap are merged, so one runner never yields two crops.
+    """
     boxes, taken = [], set()
+    largest = max(t.area for t in torsos)
     for torso in sorted(torsos, key=lambda c: -c.area):
         best, best_overlap = None, 0
         for i, p in enumerate(pants):
@@ -121,11 +127,36 @@ def per_runner_boxes(torsos: list[Component], pants: list[Component]) -> list[tu
             if overlap > best_overlap:
                 best, best_overlap = i, overlap
         if best is None:
-            boxes.append(torso.box)
+            if torso.area >= largest / 4:
+                boxes.append(torso.box)
         else:
             taken.add(best)
             boxes.append(_union(torso.box, pants[best].box))
-    return boxes
+    return merge_overlapping(boxes)
+
+
+def _area(box) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def merge_overlapping(boxes: list[tuple], threshold: float = 0.6) -> list[tuple]:
+    """Union boxes whose intersection covers ``threshold`` of the smaller one."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                inter = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+                if _area(inter) >= threshold * min(_area(a), _area(b)):
+                    merged[i] = _union(a, b)
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
 
 
 def finish_box(box, scale: float, width: int, height: int, s: RoiSettings):
