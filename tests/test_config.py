@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
-from conftest import REPO_ROOT
 
 from bibcrop.config import compose_config, composed_container, write_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_params_yaml_equals_composed_conf(repo_root):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import reference_shapes
+from modelkit import reference_shapes
 
 from bibcrop.config import compose_config
 from bibcrop.model import build_model
