@@ -1,0 +1,81 @@
+"""Crop-stage throughput beside its floor, measured in the same run.
+
+Floor = decoding each photo at full resolution and encoding its crops (what any crop tool
+must do). Stage = the whole per-photo path: reduced decode, inference, ROI, full decode,
+crops, records. Uses a real model: a ``.keras`` file if given, else the default config's
+model with random weights (speed does not depend on the weights).
+
+    python bench/crop.py [--model models/export/model.keras] [--photos 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import machine, print_table, today, versions
+
+
+def make_photos(folder: Path, count: int, width: int, height: int) -> None:
+    from omegaconf import OmegaConf
+
+    from bibcrop.data.synthetic import write_race_photos
+
+    cfg = OmegaConf.create({"num_photos": count, "width": width, "height": height,
+                            "min_runners": 2, "max_runners": 5, "jpeg_quality": 90})  # fmt: skip
+    write_race_photos(folder, cfg, seed=1)
+
+
+def floor_seconds(folder: Path, records: list[dict]) -> float:
+    from bibcrop.crop import photos
+
+    start = time.perf_counter()
+    for record in records:
+        full = photos.load_full(folder / "photos" / record["photo"])
+        for crop in record["crops"]:
+            x0, y0, x1, y1 = crop["box"]
+            photos.encode_jpeg(full[y0:y1, x0:x1], 92)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--photos", type=int, default=6)
+    args = parser.parse_args()
+    import keras
+
+    from bibcrop.config import compose_config
+    from bibcrop.crop.batch import CropJob, run_folder
+    from bibcrop.crop.roi import RoiSettings
+    from bibcrop.crop.segmenter import Segmenter
+    from bibcrop.model import build_model
+
+    cfg = compose_config([])
+    if args.model:
+        model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
+    else:
+        model = build_model(cfg)
+    segmenter = Segmenter(model, int(cfg.crop.max_side))
+    segmenter.labels(np.zeros((300, 500, 3), np.uint8))  # warm up
+    rows = []
+    for width, height in ((1280, 720), (5184, 3456)):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            make_photos(folder, args.photos, width, height)
+            job = CropJob(folder / "photos", folder / "out", RoiSettings.from_cfg(cfg.crop), {})
+            start = time.perf_counter()
+            records = run_folder(segmenter, job)
+            stage = time.perf_counter() - start
+            floor = floor_seconds(folder, records)
+        rows.append([f"{width}x{height}", args.photos, f"{args.photos / stage:.2f}",
+                     f"{args.photos / floor:.2f}", f"{stage / floor:.1f}x"])  # fmt: skip
+    print(f"{today()}, {machine()}, {versions()}, model {args.model or 'default, random weights'}")
+    print_table(["photo size", "photos", "stage photos/s", "floor photos/s", "stage / floor"], rows)
+
+
+if __name__ == "__main__":
+    main()
