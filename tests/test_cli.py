@@ -32,3 +32,10 @@ def test_console_script_default_hydra_settings_respect_user_choice():
     args = cli._hydra_defaults("train", ["hydra.run.dir=elsewhere", "seed=3"])
     assert not any(a.startswith("hydra.run.dir=") for a in args)
     assert any(a.startswith("hydra.sweep.dir=logs/hydra/train-multirun/") for a in args)
+
+
+def test_train_sweeps_get_the_mlflow_callback_and_their_own_folders():
+    args = cli._hydra_defaults("train", ["-m", "train.steps=1,2"])
+    assert f"+hydra.callbacks.mlflow._target_={cli.SWEEP_CALLBACK}" in args
+    assert "train.backup_dir=${hydra:sweep.dir}/${hydra:job.num}/backup" in args
+    assert not any("callbacks" in a for a in cli._hydra_defaults("train", ["train.steps=1"]))

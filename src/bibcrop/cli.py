@@ -29,16 +29,28 @@ FLAGS: dict[str, str] = {
 }
 
 
+SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
+
+
 def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
-    """Where Hydra puts its run logs, unless the user said otherwise; logs go to stderr."""
+    """Where Hydra puts its run logs, unless the user said otherwise; logs go to stderr.
+
+    A ``train -m`` sweep also gets the MLflow sweep callback (one parent run, a child per
+    job) and per-job output and checkpoint folders, so jobs never resume each other.
+    """
     defaults = {
         "hydra.run.dir": f"logs/hydra/{stage}/${{now:%Y-%m-%d_%H-%M-%S}}",
         "hydra.sweep.dir": f"logs/hydra/{stage}-multirun/${{now:%Y-%m-%d_%H-%M-%S}}",
         "hydra.job.name": stage.replace("-", "_"),
         "hydra.job_logging.handlers.console.stream": "ext://sys.stderr",
     }
+    if stage == "train" and ("-m" in args or "--multirun" in args):
+        job_dir = "${hydra:sweep.dir}/${hydra:job.num}"
+        defaults["+hydra.callbacks.mlflow._target_"] = SWEEP_CALLBACK
+        defaults["train.output_dir"] = f"{job_dir}/train"
+        defaults["train.backup_dir"] = f"{job_dir}/backup"
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
-    return [f"{k}={v}" for k, v in defaults.items() if k not in given]
+    return [f"{k}={v}" for k, v in defaults.items() if k.lstrip("+") not in given]
 
 
 def _compose(overrides: list[str]) -> int:

@@ -43,6 +43,11 @@ def redact_overrides(overrides: list[str]) -> str:
     return " ".join(shown)
 
 
+def _task_overrides(config: DictConfig) -> list[str]:
+    """The sweep's overrides as typed: unresolved, since ``${hydra:...}`` only resolves in a job."""
+    return list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+
+
 def _value(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -81,7 +86,7 @@ class MlflowSweepCallback(Callback):
         tags = {
             "bibcrop.sweep": "parent",
             "hydra.sweep.dir": str(sweep_dir),
-            "hydra.overrides": redact_overrides(list(config.hydra.overrides.task)),
+            "hydra.overrides": redact_overrides(_task_overrides(config)),
         }
         run = MlflowClient(target.uri).create_run(
             target.experiment_id, run_name=f"{config.hydra.job.name} sweep", tags=tags
@@ -169,7 +174,7 @@ class MlflowSweepCallback(Callback):
             "mlflow.parentRunId": parent,
             "bibcrop.sweep": "child",
             "hydra.job.num": num,
-            "hydra.overrides": redact_overrides(list(config.hydra.overrides.task)),
+            "hydra.overrides": redact_overrides(_task_overrides(config)),
         }
         run = MlflowClient(target.uri).create_run(
             target.experiment_id, run_name=f"{config.hydra.job.name} #{num}", tags=tags
