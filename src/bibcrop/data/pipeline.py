@@ -58,39 +58,76 @@ def _scale(aug: DictConfig, seed):
     return tf.random.stateless_uniform((), seed, low, high)
 
 
+def crop_window(shape, crop_size, aug: DictConfig, seeds):
+    """Scale, pad and random crop as one window: sampling ``start``/``step`` in source pixels.
+
+    Output pixel ``i`` samples source row ``start + i * step`` (pixel centres), so the crop
+    of the scaled, padded image is computed without materialising either.
+    """
+    crop = tf.constant([crop_size[0], crop_size[1]], tf.float32)
+    scale = _scale(aug, seeds[0])
+    padded = tf.maximum(shape * scale, crop)  # pad bottom/right as DeepLab does
+    offset = tf.floor(tf.random.stateless_uniform((2,), seeds[1]) * (padded - crop + 1))
+    start = (offset + 0.5) / scale - 0.5
+    return start, start + (crop - 1) / scale
+
+
+def _sample(image, label, start, end, crop_size, aug: DictConfig):
+    """crop_and_resize both (bilinear image, nearest label) over ``[start, end]``."""
+    extent = tf.maximum(tf.cast(tf.shape(image)[:2], tf.float32) - 1, 1)
+    box = tf.concat([start / extent, end / extent], 0)[None]
+    size = [int(crop_size[0]), int(crop_size[1])]
+    crop_image = tf.image.crop_and_resize(
+        tf.cast(image, tf.float32)[None], box, [0], size,
+        method="bilinear", extrapolation_value=float(aug.mean_pixel),
+    )[0]  # fmt: skip
+    crop_label = tf.image.crop_and_resize(
+        tf.cast(label, tf.float32)[None], box, [0], size,
+        method="nearest", extrapolation_value=float(IGNORE_LABEL),
+    )[0]  # fmt: skip
+    return crop_image, tf.cast(crop_label[..., 0], tf.int32)
+
+
+def _maybe_flip(image, label, aug: DictConfig, seed):
+    if not aug.flip:
+        return image, label
+    flip = tf.random.stateless_uniform((), seed) < 0.5
+    return tf.cond(flip, lambda: flip_pair(image, label), lambda: (image, label))
+
+
 def augment(image, label, crop_size, aug: DictConfig, seed):
     """One training sample: uint8 image [H,W,3], label [H,W,1] -> float32 crop, int32 crop.
 
     ``seed`` is a stateless seed ``[2]`` (int32/int64); the same seed gives the same crop.
     """
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
-    crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = _scale(aug, seeds[0])
-    scaled = shape * scale
-    padded = tf.maximum(scaled, [crop_h, crop_w])  # pad bottom/right as DeepLab does
-    room = padded - [crop_h, crop_w]
-    offset = tf.floor(tf.random.stateless_uniform((2,), seeds[1]) * (room + 1))
-    # Crop window pixel centres in the scaled frame, mapped back to source pixels.
-    start = (offset + 0.5) / scale - 0.5
-    end = start + (tf.constant([crop_h - 1, crop_w - 1], tf.float32)) / scale
-    extent = tf.maximum(shape - 1, 1)
-    box = tf.concat([start / extent, end / extent], 0)[None]
-    crop_image = tf.image.crop_and_resize(
-        tf.cast(image, tf.float32)[None], box, [0], [crop_h, crop_w],
-        method="bilinear", extrapolation_value=float(aug.mean_pixel),
-    )[0]  # fmt: skip
-    crop_label = tf.image.crop_and_resize(
-        tf.cast(label, tf.float32)[None], box, [0], [crop_h, crop_w],
-        method="nearest", extrapolation_value=float(IGNORE_LABEL),
-    )[0]  # fmt: skip
-    crop_label = tf.cast(crop_label[..., 0], tf.int32)
-    if aug.flip:
-        flip = tf.random.stateless_uniform((), seeds[2]) < 0.5
-        crop_image, crop_label = tf.cond(
-            flip, lambda: flip_pair(crop_image, crop_label), lambda: (crop_image, crop_label)
-        )
-    return crop_image, crop_label
+    start, end = crop_window(shape, crop_size, aug, seeds)
+    crop_image, crop_label = _sample(image, label, start, end, crop_size, aug)
+    return _maybe_flip(crop_image, crop_label, aug, seeds[2])
+
+
+def augment_encoded(parsed: dict, crop_size, aug: DictConfig, seed):
+    """:func:`augment` on the encoded record, decoding only the JPEG window the crop reads.
+
+    ``decode_and_crop_jpeg`` skips the inverse DCT outside the window, so a zoomed-in crop
+    of a large photo decodes a fraction of it. Same sampling as :func:`augment`.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    encoded = parsed["image/encoded"]
+    shape_int = tf.image.extract_jpeg_shape(encoded)[:2]
+    shape = tf.cast(shape_int, tf.float32)
+    start, end = crop_window(shape, crop_size, aug, seeds)
+    # 2 px of margin: chroma upsampling at a window's edge differs from the full decode.
+    low = tf.clip_by_value(tf.floor(start) - 2, 0, shape - 1)
+    high = tf.clip_by_value(tf.math.ceil(end) + 2, 0, shape - 1)
+    low_i, size_i = tf.cast(low, tf.int32), tf.cast(high - low, tf.int32) + 1
+    window = tf.concat([low_i, size_i], 0)
+    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+    label = tf.slice(label, [low_i[0], low_i[1], 0], [size_i[0], size_i[1], 1])
+    crop_image, crop_label = _sample(image, label, start - low, end - low, crop_size, aug)
+    return _maybe_flip(crop_image, crop_label, aug, seeds[2])
 
 
 def flip_pair(image, label):
@@ -124,21 +161,24 @@ def make_dataset(
     files = shard_paths(resolve(cfg.paths.tfrecords), split)
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
-    records = raw_records(files, training, seed).map(
-        decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
+    records = raw_records(files, training, seed)
     if training:
+        # Shuffle the small serialized records, then parse + decode + augment in one map.
         records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
         crop = tuple(cfg.dataset.crop_size)
 
-        def train_map(index, record):
+        def train_map(index, serialized):
+            parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
             sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
-            return augment(record["image"], record["label"], crop, aug, sample_seed)
+            return augment_encoded(parsed, crop, aug, sample_seed)
 
         samples = records.enumerate().map(
             train_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
     else:
+        records = records.map(
+            decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+        )
         size = tuple(cfg.dataset.eval_size)
         samples = records.map(
             lambda r: eval_preprocess(r["image"], r["label"], size, float(aug.mean_pixel)),
