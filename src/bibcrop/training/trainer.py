@@ -132,6 +132,7 @@ def train(cfg: DictConfig) -> dict:
     from bibcrop.tracking import tracked_run
 
     check_train_config(cfg.train)
+    keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
     backup.mkdir(parents=True, exist_ok=True)
