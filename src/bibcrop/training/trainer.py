@@ -17,8 +17,10 @@ import keras
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
-from bibcrop.project import resolve
+from bibcrop.project import project_root, resolve
+from bibcrop.tracking.lineage import data_hash
 from bibcrop.training import checkpoints, runtime
+from bibcrop.training.fingerprint import fingerprint, prepare_backup
 from bibcrop.training.guards import NanGuard
 from bibcrop.training.losses import DeepLabLoss
 from bibcrop.training.optim import build_optimizer, freeze_batch_norm
@@ -136,6 +138,7 @@ def train(cfg: DictConfig) -> dict:
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
     backup.mkdir(parents=True, exist_ok=True)
+    prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
     with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
         with runtime.make_strategy(cfg.train.strategy):
             model = build_training_model(cfg)
