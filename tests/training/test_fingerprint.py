@@ -6,8 +6,9 @@ def test_same_inputs_keep_the_backup_and_changed_ones_clear_it(tmp_path):
     cfg = compose_config([])
     current = fingerprint(cfg, "data-1")
     assert fingerprint(compose_config(["train.output_dir=elsewhere"]), "data-1") == current
+    (tmp_path / "ckpt-00000050.weights.h5").write_bytes(b"of unknown origin")
+    assert prepare_backup(tmp_path, current) is True  # no fingerprint: not ours to resume
     (tmp_path / "ckpt-00000100.weights.h5").write_bytes(b"weights")
-    assert prepare_backup(tmp_path, current) is False  # first use: nothing to compare
     assert prepare_backup(tmp_path, current) is False
     assert (tmp_path / "ckpt-00000100.weights.h5").exists()
     changed = fingerprint(compose_config(["train.steps=1200"]), "data-1")

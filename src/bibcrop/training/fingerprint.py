@@ -46,10 +46,11 @@ def prepare_backup(backup: Path, current: dict) -> bool:
     """Clear ``backup`` when it belongs to other inputs; True when it was cleared."""
     path = backup / FILE
     cleared = False
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+    leftovers = [p for p in backup.iterdir() if p.is_file()] if backup.is_dir() else []
+    if leftovers:
+        previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         if previous != current:
-            changed = sorted(k for k in current if previous.get(k) != current[k])
+            changed = sorted(k for k in current if previous.get(k) != current[k])  # all: unknown
             log.warning("%s holds a run of other inputs (%s changed): starting fresh",
                         backup, ", ".join(changed))  # fmt: skip
             for stale in backup.iterdir():
