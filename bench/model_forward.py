@@ -29,7 +29,7 @@ def multiply_adds(model, size: int) -> int:
     """Sum over conv layers of output pixels x kernel taps x in x out (depthwise: x in)."""
     import keras
 
-    probe = keras.Model(model.inputs, [layer.output for layer in _convs(model)])
+    probe = keras.Model(model.inputs[0], [layer.output for layer in _convs(model)])
     outputs = probe(np.zeros((1, size, size, 3), "float32"))
     total = 0
     for layer, out in zip(_convs(model), outputs, strict=True):

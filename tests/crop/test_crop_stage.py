@@ -76,32 +76,48 @@ def test_bibs_follow_the_crop_and_an_exif_rotated_photo(tmp_path):
     records = run_folder(PaintedSegmenter(None, 64), job(tmp_path, {"rot.png": [bib]}))
     (crop,) = records[0]["crops"]
     x0, y0 = crop["box"][:2]
-    assert crop["bibs"] == [[bib[0] - x0, bib[1] - y0, bib[2] - x0, bib[3] - y0, "bib_number"]] or (
-        crop["bibs"] == [(bib[0] - x0, bib[1] - y0, bib[2] - x0, bib[3] - y0, "bib_number")]
-    )
+    assert crop["bibs"] == [[bib[0] - x0, bib[1] - y0, bib[2] - x0, bib[3] - y0, "bib_number"]]
     assert records[0]["bibs_retained"] == 1
+
+
+class CountingSegmenter(PaintedSegmenter):
+    def labels(self, image):
+        self.info["calls"] = self.info.get("calls", 0) + 1
+        return super().labels(image)
 
 
 def test_rerun_resumes_without_duplicates(tmp_path):
     for i in range(3):
         photo(tmp_path / f"in/p{i}.png")
-    segmenter = PaintedSegmenter(None, 64)
-    first = run_folder(segmenter, job(tmp_path))
+    first = run_folder(PaintedSegmenter(None, 64), job(tmp_path))
     (tmp_path / "out/.records/p1.png.json").unlink()  # as if killed before p1 was recorded
-    calls = []
-    original = PaintedSegmenter.labels
-    PaintedSegmenter.labels = lambda self, image: calls.append(1) or original(self, image)
-    try:
-        second = run_folder(segmenter, job(tmp_path))
-    finally:
-        PaintedSegmenter.labels = original
-    assert len(calls) == 1  # only p1 was processed again
-    assert [r["photo"] for r in second] == [r["photo"] for r in first]
+    counting = CountingSegmenter(None, 64)
+    second = run_folder(counting, job(tmp_path))
+    assert counting.info["calls"] == 1  # only p1 was processed again
+    assert second == json.loads(json.dumps(first))
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == [
         "p0_0.jpg",
         "p1_0.jpg",
         "p2_0.jpg",
     ]
+
+
+def test_overwrite_redoes_a_photo_without_leaving_stale_crops(tmp_path):
+    photo(tmp_path / "in/p.png")
+    run_folder(PaintedSegmenter(None, 64), job(tmp_path))
+    assert (tmp_path / "out/p_0.jpg").is_file()
+    photo(tmp_path / "in/p.png", torso=(0, 0, 0, 0), pants=(0, 0, 0, 0))  # now nobody in it
+    counting = CountingSegmenter(None, 64)
+    (record,) = run_folder(counting, job(tmp_path), overwrite=True)
+    assert counting.info["calls"] == 1 and record["outcome"] == "intact"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".records", "p.png"]
+
+
+def test_an_output_folder_inside_the_input_is_refused(tmp_path):
+    photo(tmp_path / "in/p.png")
+    inside = CropJob(tmp_path / "in", tmp_path / "in/crops", job(tmp_path).roi, {})
+    with pytest.raises(ValueError, match="inside crop.input_dir"):
+        run_folder(PaintedSegmenter(None, 64), inside)
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``), ``intact`` (no usable box:
 the photo is copied unchanged, with the reasons) or ``error`` (unreadable, corrupt,
 decompression bomb...). Each outcome is a JSON record under ``.records/`` written last,
-so a rerun skips exactly the finished photos (``crop.overwrite`` redoes them). The
+so a rerun skips exactly the finished photos (``crop.overwrite`` redoes them, deleting
+what their previous outcome wrote). The
 report aggregates every record, so nothing is lost silently.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +81,8 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
             job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
         )
         kept |= {i for i, b in enumerate(bibs) if annotations.inside(b, box)}
-        record["crops"].append({"file": name.as_posix(), "box": list(box), "bibs": remapped,
-                                "cut_bibs": cut})  # fmt: skip
+        record["crops"].append({"file": name.as_posix(), "box": list(box),
+                                "bibs": [list(b) for b in remapped], "cut_bibs": cut})  # fmt: skip
     if record["crops"]:
         record["outcome"] = "cropped"
         record["bibs_retained"] = len(kept)
@@ -95,6 +95,11 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
 
 
 def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
+    if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
+        raise ValueError(
+            f"crop.output_dir={job.output_dir} is inside crop.input_dir={job.input_dir}: "
+            "crops would be read back as photos; choose an output folder outside the input"
+        )
     found = photos.find_photos(job.input_dir)
     if not found:
         raise FileNotFoundError(
@@ -105,9 +110,12 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     for path in tqdm(found, desc="crop", unit="photo", disable=None):
         rel = path.relative_to(job.input_dir)
         done = record_path(job, rel)
-        if done.is_file() and not overwrite:
-            records.append(json.loads(done.read_text(encoding="utf-8")))
-            continue
+        if done.is_file():
+            previous = json.loads(done.read_text(encoding="utf-8"))
+            if not overwrite:
+                records.append(previous)
+                continue
+            forget(job, previous)
         try:
             record = crop_photo(segmenter, path, rel, job)
         except photos.PhotoError as err:
@@ -119,6 +127,10 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     return records
 
 
-def clear_outputs(output_dir: Path) -> None:
-    """Everything a previous run wrote (``crop.overwrite=true`` with ``crop.clean=true``)."""
-    shutil.rmtree(output_dir, ignore_errors=True)
+def forget(job: CropJob, record: dict) -> None:
+    """Delete what a photo's previous outcome wrote, so a redo leaves no stale crops."""
+    files = [c["file"] for c in record.get("crops", [])]
+    if record.get("outcome") == "intact":
+        files.append(record["photo"])
+    for name in files:
+        (job.output_dir / name).unlink(missing_ok=True)
