@@ -66,3 +66,15 @@ def client(store):
     from mlflow import MlflowClient
 
     return MlflowClient(store.uri)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """The real builder with narrow channels, seeded."""
+    import keras
+    from tinydata import tiny_cfg
+
+    from bibcrop.model import build_model
+
+    keras.utils.set_random_seed(0)
+    return build_model(tiny_cfg())

@@ -1,4 +1,4 @@
-"""Tiny on-disk data shared by tests: an extracted folder as the extract stage writes it."""
+"""Tiny things shared by tests: an extracted folder as the extract stage writes it, a tiny model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 from PIL import Image
+
+from bibcrop.config import compose_config
 
 
 def write_extracted(root, counts=None, seed=0, size=None):
@@ -26,3 +28,16 @@ def write_extracted(root, counts=None, seed=0, size=None):
                 path.write_bytes(buffer.getvalue())
         (root / f"{split}_id.txt").write_text("\n".join(ids) + "\n")
     return root
+
+
+# A tiny model: the real builder with narrow channels.
+TINY = [
+    "model.backbone.depth_multiplier=0.35",
+    "model.head.aspp_channels=16",
+    "model.head.decoder_channels=16",
+    "model.head.low_level_channels=8",
+]
+
+
+def tiny_cfg(*overrides: str):
+    return compose_config([*TINY, *overrides])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,8 +14,9 @@ from bibcrop.config import compose_config
 from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import load_full
 from bibcrop.crop.roi import RoiSettings
-from bibcrop.crop.segmenter import Segmenter
+from bibcrop.crop.segmenter import ModelSourceError, Segmenter
 from bibcrop.labels import CLASS_IDS as C
+from bibcrop.tracking.lineage import file_sha256
 
 
 class PaintedSegmenter(Segmenter):
@@ -22,6 +24,9 @@ class PaintedSegmenter(Segmenter):
 
     def labels(self, image):
         return (image[..., 0] // 10).astype(np.int32)
+
+    def labels_many(self, images):
+        return [self.labels(image) for image in images]
 
 
 def photo(path, size=(80, 60), torso=(20, 10, 40, 30), pants=(20, 30, 40, 50), exif=None):
@@ -135,8 +140,14 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     with mlflow.start_run():
         logged = mlflow.keras.log_model(model, name="model", pip_requirements=["keras"])
     name = f"tiny-{tmp_path.name}"
-    version = mlflow.register_model(logged.model_uri, name)
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
+    client = mlflow.MlflowClient()
+    download = Path(mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=tmp_path))
+    sha = file_sha256(next(download.rglob("*.keras")))
+    for tag in (sha, "0" * 64, None):  # v1 as registered, v2 tampered with, v3 unrecorded
+        version = mlflow.register_model(logged.model_uri, name)
+        if tag:
+            client.set_model_version_tag(name, version.version, "model_sha256", tag)
+    client.set_registered_model_alias(name, "champion", "1")
     photo(tmp_path / "photos/x.png", size=(90, 70))
     base = [*store.overrides, f"crop.input_dir={tmp_path / 'photos'}", "crop.annotations=null",
             f"crop.output_dir={tmp_path / 'crops'}", f"paths.reports={tmp_path / 'reports'}",
@@ -152,3 +163,12 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
         crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}@gold"]))
     with pytest.raises(ValueError, match="only a .keras file"):
         crop_stage.run(compose_config([*base, f"crop.model_path={tmp_path / 'w.h5'}"]))
+    with pytest.raises(ModelSourceError, match="changed after registration"):
+        crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}/2"]))
+    with pytest.raises(ModelSourceError, match="no model_sha256 tag"):
+        crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}/3"]))
+    keras_report = crop_stage.run(
+        compose_config([*base, "crop.backend=keras", "crop.overwrite=true"])
+    )
+    assert keras_report["model"]["backend"] == "keras" and report["model"]["backend"] == "litert"
+    assert keras_report["mean_crop_area_share"] == report["mean_crop_area_share"]

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bibcrop.config import compose_config
-
-TINY = [
-    "model.backbone.depth_multiplier=0.35",
-    "model.head.aspp_channels=16",
-    "model.head.decoder_channels=16",
-    "model.head.low_level_channels=8",
-]
-
-
-def tiny_cfg(*overrides: str):
-    return compose_config([*TINY, *overrides])
+from tinydata import TINY, tiny_cfg  # noqa: F401  (re-exported for the model tests)
 
 
 def reference_shapes(stem: str) -> dict[str, tuple[int, ...]]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from bibcrop import atomic
@@ -35,6 +37,7 @@ class CropJob:
     filter_cut: bool = False
     jpeg_quality: int = 92
     refine: bool = False
+    batch_size: int = 4
 
 
 def record_path(job: CropJob, rel: Path) -> Path:
@@ -58,11 +61,35 @@ def _single(roi: RoiSettings) -> RoiSettings:
     return replace(roi, mode="torso_pants", min_area_frac=0.0)
 
 
+@dataclass
+class Decoded:
+    """A photo read for cropping: the reduced copy for inference and the full pixels."""
+
+    path: Path
+    rel: Path
+    reduced: np.ndarray | None = None
+    full: np.ndarray | None = None
+    error: photos.PhotoError | None = None
+
+
+def decode(path: Path, rel: Path, max_side: int) -> Decoded:
+    try:
+        return Decoded(path, rel, photos.load_reduced(path, max_side), photos.load_full(path))
+    except photos.PhotoError as err:
+        return Decoded(path, rel, error=err)
+
+
 def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
-    reduced = photos.load_reduced(path, segmenter.max_side)
-    full = photos.load_full(path)
+    """One photo on its own (decode, infer, crop): the tests' and the contact sheet's path."""
+    photo = decode(path, rel, segmenter.max_side)
+    if photo.error:
+        raise photo.error
+    return crop_decoded(segmenter, photo, segmenter.labels(photo.reduced), job)
+
+
+def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) -> dict:
+    path, rel, full = photo.path, photo.rel, photo.full
     height, width = full.shape[:2]
-    labels = segmenter.labels(reduced)
     boxes, reasons = photo_boxes(labels, (width, height), job.roi)
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
@@ -94,7 +121,23 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     return record
 
 
+def _error_record(rel: Path, err: photos.PhotoError) -> dict:
+    log.warning("%s", err)
+    return {"photo": rel.as_posix(), "outcome": "error", "reasons": [err.reason],
+            "error": str(err), "crops": []}  # fmt: skip
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
+    """Crop every photo under the input folder; returns one record per photo, in order.
+
+    Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
+    releases the GIL while decoding), inferred together, then cropped and written.
+    """
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(
             f"crop.output_dir={job.output_dir} is inside crop.input_dir={job.input_dir}: "
@@ -106,25 +149,37 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
             f"no .jpg/.jpeg/.png photos under {job.input_dir}: check crop.input_dir"
         )
     atomic.remove_stale_temps(job.output_dir)
-    records = []
-    for path in tqdm(found, desc="crop", unit="photo", disable=None):
+    records: dict[Path, dict] = {}
+    todo = []
+    for path in found:
         rel = path.relative_to(job.input_dir)
         done = record_path(job, rel)
         if done.is_file():
             previous = json.loads(done.read_text(encoding="utf-8"))
             if not overwrite:
-                records.append(previous)
+                records[rel] = previous
                 continue
             forget(job, previous)
-        try:
-            record = crop_photo(segmenter, path, rel, job)
-        except photos.PhotoError as err:
-            record = {"photo": rel.as_posix(), "outcome": "error", "reasons": [err.reason],
-                      "error": str(err), "crops": []}  # fmt: skip
-            log.warning("%s", err)
-        atomic.write_json(done, record)
-        records.append(record)
-    return records
+        todo.append((path, rel))
+    size = max(1, job.batch_size)
+    with (
+        ThreadPoolExecutor(max_workers=size) as pool,
+        tqdm(total=len(todo), desc="crop", unit="photo", disable=None) as bar,
+    ):
+        for chunk in _chunks(todo, size):
+            decoded = list(pool.map(lambda item: decode(*item, segmenter.max_side), chunk))
+            good = [d for d in decoded if d.error is None]
+            labels = dict(zip((d.rel for d in good), segmenter.labels_many(
+                [d.reduced for d in good]), strict=True))  # fmt: skip
+            for photo in decoded:
+                if photo.error is None:
+                    record = crop_decoded(segmenter, photo, labels[photo.rel], job)
+                else:
+                    record = _error_record(photo.rel, photo.error)
+                atomic.write_json(record_path(job, photo.rel), record)
+                records[photo.rel] = record
+                bar.update()
+    return [records[path.relative_to(job.input_dir)] for path in found]
 
 
 def forget(job: CropJob, record: dict) -> None:

@@ -3,6 +3,8 @@
 Only two sources are accepted: ``models:/<name>@<alias>`` / ``models:/<name>/<version>``
 whose version holds the Keras flavour, or an explicit local ``.keras`` file. Anything else
 (pickled pyfunc code, ``.h5``, ``runs:/`` URIs) is refused: loading it could run code.
+A registry model is loaded only when its file's sha256 equals the ``model_sha256``
+recorded on the version at registration, and always with Keras ``safe_mode``.
 """
 
 from __future__ import annotations
@@ -24,18 +26,30 @@ class Segmenter:
     model: object
     max_side: int
     info: dict = field(default_factory=dict)
+    forward: object = None  # a backend from bibcrop.inference; None = the Keras model
 
     def labels(self, image: np.ndarray) -> np.ndarray:
         """int32 LIP labels [H, W] for a uint8 RGB image, at the image's size."""
         from bibcrop.model.serving import predict_labels
 
-        return predict_labels(self.model, image, max_side=self.max_side)
+        return predict_labels(self.forward or self.model, image, max_side=self.max_side)
+
+    def labels_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Labels for several photos, batched where their sizes agree."""
+        from bibcrop.model.serving import predict_many
+
+        return predict_many(self.forward or self.model, images, max_side=self.max_side)
 
 
-def _from_file(path: Path, max_side: int) -> Segmenter:
+def _load_keras(path: Path):
     import keras
 
     import bibcrop.model  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _from_file(path: Path, max_side: int) -> Segmenter:
     from bibcrop.tracking.lineage import file_sha256
 
     if path.suffix != ".keras":
@@ -45,14 +59,36 @@ def _from_file(path: Path, max_side: int) -> Segmenter:
         )
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: check crop.model_path")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    return Segmenter(model, max_side, {"source": str(path), "sha256": file_sha256(path)})
+    info = {"source": str(path), "sha256": file_sha256(path)}
+    return Segmenter(_load_keras(path), max_side, info)
+
+
+def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> Path:
+    """The flavour's ``.keras`` file under a downloaded model folder, after the hash check."""
+    from bibcrop.tracking.lineage import file_sha256
+
+    found = sorted(folder.rglob("*.keras"))
+    if len(found) != 1:
+        raise ModelSourceError(f"{uri}: expected one .keras file in the model, found {found}")
+    if not expected_sha256:
+        raise ModelSourceError(
+            f"{uri} has no model_sha256 tag, so its file cannot be checked: register it "
+            "with `bibcrop export`, or load a .keras you trust with crop.model_path"
+        )
+    actual = file_sha256(found[0])
+    if actual != expected_sha256:
+        raise ModelSourceError(
+            f"{uri}: the downloaded {found[0].name} has sha256 {actual}, but the version "
+            f"records {expected_sha256}: the artifact changed after registration; refusing it"
+        )
+    return found[0]
 
 
 def _from_registry(uri: str, max_side: int) -> Segmenter:
+    import tempfile
+
     import mlflow
 
-    import bibcrop.model  # noqa: F401
     from bibcrop.tracking import resolve_model_uri
 
     if not uri.startswith("models:/"):
@@ -67,17 +103,29 @@ def _from_registry(uri: str, max_side: int) -> Segmenter:
             f"{uri} (v{info['version']}) has flavours {sorted(flavors)}, not keras: refusing "
             "to load pickled or custom code"
         )
-    model = mlflow.keras.load_model(info["uri"])
+    with tempfile.TemporaryDirectory(prefix="bibcrop-model-") as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(info["uri"], dst_path=tmp))
+        model = _load_keras(verified_keras_file(folder, info.get("sha256"), uri))
     return Segmenter(model, max_side, {**info, "requested": uri})
 
 
 def load_segmenter(cfg) -> Segmenter:
     """From ``crop.model_path`` when set, else from ``crop.model_uri`` in the registry."""
+    from bibcrop.inference import make_forward
+
     crop_cfg = cfg.crop
     max_side = int(crop_cfg.max_side)
     if crop_cfg.get("model_path"):
-        return _from_file(resolve(crop_cfg.model_path), max_side)
-    from bibcrop.tracking import configure, settings_from
+        segmenter = _from_file(resolve(crop_cfg.model_path), max_side)
+    else:
+        from bibcrop.tracking import configure, settings_from
 
-    configure(settings_from(cfg))
-    return _from_registry(str(crop_cfg.model_uri), max_side)
+        configure(settings_from(cfg))
+        segmenter = _from_registry(str(crop_cfg.model_uri), max_side)
+    backend = str(crop_cfg.get("backend", "keras"))
+    segmenter.forward = make_forward(
+        backend, segmenter.model, resolve(crop_cfg.get("backend_cache", "models/litert")),
+        segmenter.info["sha256"],
+    )  # fmt: skip
+    segmenter.info["backend"] = backend
+    return segmenter

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import keras
@@ -81,6 +82,9 @@ def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str,
             model, str(local), signature=signature, input_example=example,
             pip_requirements=requirements,
         )  # fmt: skip
+        # The flavour re-serializes the model; log the exported bytes instead, so the
+        # artifact's sha256 is the one recorded on the version (checked on every load).
+        shutil.copyfile(files["keras"], local / "data" / MODEL_FILE)
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
             mlflow.log_artifacts(str(files["saved_model"]), artifact_path=SAVED_MODEL_DIR)

@@ -8,12 +8,14 @@ before the argmax, never the labels.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
 MEAN_PIXEL = 127.5
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ALIGN = 16
 
 
@@ -33,9 +35,29 @@ def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
-def predict_logits(
-    model: keras.Model, images, max_side: int = 513, square: bool = False
-) -> np.ndarray:
+def run_forward(model, x: np.ndarray) -> np.ndarray:
+    """float32 logits for a float32 ``[B,H,W,3]`` batch from a Keras model or a backend.
+
+    A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
+    and returning numpy arrays. On TensorFlow a Keras model runs as a graph traced once per
+    input shape (1.6x faster than eager); shapes stay static in each trace, because the
+    model's run-time resizes need known sizes in graph mode.
+    """
+    if not isinstance(model, keras.Model):
+        return np.asarray(model(x), dtype=np.float32)
+    if keras.backend.backend() != "tensorflow":
+        return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+    graph = _GRAPHS.get(model)
+    if graph is None:
+        import tensorflow as tf
+
+        owner = weakref.ref(model)  # the cache must not keep the model alive
+        graph = tf.function(lambda batch: owner()(batch, training=False), reduce_retracing=False)
+        _GRAPHS[model] = graph
+    return graph(x).numpy().astype(np.float32, copy=False)
+
+
+def predict_logits(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
     """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size.
 
     ``square`` pads to a fixed ``16k+1`` square over ``max_side`` instead of the tightest
@@ -52,20 +74,18 @@ def predict_logits(
     x = _resize(batch.astype(np.float32), (h, w))
     ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
     x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=MEAN_PIXEL)
-    logits = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+    logits = run_forward(model, x)
     logits = _resize(logits[:, :h, :w], (height, width))
     return logits[0] if single else logits
 
 
-def predict_labels(
-    model: keras.Model, images, max_side: int = 513, square: bool = False
-) -> np.ndarray:
+def predict_labels(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
     """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
     logits = predict_logits(model, images, max_side, square)
     return np.argmax(logits, axis=-1).astype(np.int32)
 
 
-def predict_many(model: keras.Model, images: Sequence[np.ndarray], max_side: int = 513):
+def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
     """Labels for photos of mixed sizes, batched where sizes agree; input order kept."""
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):

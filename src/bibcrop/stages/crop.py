@@ -33,6 +33,7 @@ def make_job(cfg: DictConfig) -> CropJob:
         filter_cut=bool(c.filter),
         jpeg_quality=int(c.jpeg_quality),
         refine=bool(c.refine),
+        batch_size=int(c.batch_size),
     )
 
 
@@ -46,7 +47,8 @@ def run(cfg: DictConfig) -> dict:
     report["annotations"] = write_annotations(records, job.output_dir / "annotations.csv")
     report["mode"] = cfg.crop.mode
     report["model"] = {
-        k: segmenter.info.get(k) for k in ("name", "version", "run_id", "sha256", "source")
+        k: segmenter.info.get(k)
+        for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
     report["seconds"] = round(seconds, 2)
     if cfg.crop.contact_sheet:

@@ -1,0 +1,23 @@
+"""Pick the forward pass by name: ``keras`` (the model as trained) or ``litert``.
+
+Every backend is a callable ``float32 [B,H,W,3] -> float32 logits`` that
+:func:`bibcrop.model.serving.predict_logits` accepts in place of the model, so the serving
+path (cap, pad, unpad, upsample, argmax) is the same for all. Each backend's labels are
+checked against Keras in tests/inference (>= 99.9% equal pixels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BACKENDS = ("litert", "keras")
+
+
+def make_forward(name: str, model, cache_dir: Path, model_sha256: str):
+    if name == "keras":
+        return model
+    if name == "litert":
+        from bibcrop.inference.litert import LiteRTForward
+
+        return LiteRTForward(model, cache_dir, model_sha256)
+    raise ValueError(f"crop.backend={name!r}: choose one of {', '.join(BACKENDS)}")
