@@ -93,3 +93,11 @@ def test_overlapping_boxes_merge_and_stray_torsos_are_dropped():
     labels[50:53, 80:83] = C["UpperClothes"]  # a fleck with no pants, far smaller than a torso
     boxes, _ = raw_boxes(labels, settings("per_runner"))
     assert boxes == [(5, 5, 15, 29)]
+
+
+def test_a_small_torso_without_pants_is_kept_when_a_head_is_above_it():
+    labels = runner(np.zeros((60, 100), np.uint8), 5, 5, w=20, h=20)  # a large runner
+    labels[40:46, 70:76] = C["UpperClothes"]  # small, no pants: legs hidden
+    assert raw_boxes(labels, settings("per_runner"))[0] == [(5, 5, 25, 45)]
+    labels[36:40, 71:75] = C["Face"]  # ... but a face right above it: a runner
+    assert raw_boxes(labels, settings("per_runner"))[0] == [(5, 5, 25, 45), (70, 40, 76, 46)]

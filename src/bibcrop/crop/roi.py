@@ -9,7 +9,8 @@ top-left, max exclusive). Modes:
 - ``torso_to_bottom`` (the original's other variant): the largest torso component, from
   its top to the image bottom, across its width.
 - ``per_runner``: every torso component (above a minimum size) paired with the pants
-  component below it that overlaps it most horizontally; one box per runner.
+  component below it that overlaps it most horizontally; one box per runner. A torso
+  without pants (legs hidden or missed) is kept when it is large or has a head above it.
 
 A photo without a usable box gets a fallback reason instead (``no_torso``,
 ``no_pants``, ``invalid_box``, ``too_small``, ``bad_aspect``).
@@ -106,15 +107,30 @@ def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | No
         if not above:
             return [], "no_torso"
         return [_union(max(above, key=lambda c: c.area).box, biggest.box)], None
-    return per_runner_boxes(torsos, pants), None
+    head = _mask(labels, HEAD_CLASSES)
+    return per_runner_boxes(torsos, pants, head, min_pixels), None
 
 
-def per_runner_boxes(torsos: list[Component], pants: list[Component]) -> list[tuple]:
+HEAD_CLASSES = ("Face", "Hair", "Hat", "Sunglasses")
+
+
+def has_head_above(torso: Component, head: np.ndarray, min_pixels: int) -> bool:
+    """Head pixels just above the torso (up to 60% of its height, within its width)."""
+    x0, y0, x1, y1 = torso.box
+    reach = int(0.6 * (y1 - y0))
+    band = head[max(0, y0 - reach) : y0 + (y1 - y0) // 5, x0:x1]
+    return int(band.sum()) >= max(1, min_pixels // 4)
+
+
+def per_runner_boxes(
+    torsos: list[Component], pants: list[Component], head=None, min_pixels: int = 1
+) -> list[tuple]:
     """Pair each torso with the pants below it that overlap it most horizontally.
 
-    A torso with no pants below is kept only when it is at least a quarter of the largest
-    torso (a runner whose legs are hidden), not when it is a stray fleck. Boxes that
-    mostly overlap are merged, so one runner never yields two crops.
+    A torso with no pants below is kept when it is at least a quarter of the largest
+    torso, or when a head sits above it (a runner whose legs are hidden or missed by the
+    model), not when it is a stray fleck. Boxes that mostly overlap are merged, so one
+    runner never yields two crops.
     """
     boxes, taken = [], set()
     largest = max(t.area for t in torsos)
@@ -127,7 +143,8 @@ def per_runner_boxes(torsos: list[Component], pants: list[Component]) -> list[tu
             if overlap > best_overlap:
                 best, best_overlap = i, overlap
         if best is None:
-            if torso.area >= largest / 4:
+            headed = head is not None and has_head_above(torso, head, min_pixels)
+            if torso.area >= largest / 4 or headed:
                 boxes.append(torso.box)
         else:
             taken.add(best)
