@@ -39,3 +39,17 @@ def print_table(header: list[str], rows: list[list]) -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def append_result(bench: str, context: str, table: str) -> None:
+    """Append a dated result to the benchmark log at the end of docs/PERFORMANCE.md."""
+    from bibcrop import atomic
+
+    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Performance\n"
+    if LOG_HEADING not in text:
+        text = text.rstrip("\n") + f"\n\n{LOG_HEADING}\n\nEvery `bench/` run appends here.\n"
+    text = text.rstrip("\n") + f"\n\n### {bench}: {context}\n\n{table}\n"
+    atomic.write_text(DOC, text)
+
+
+LOG_HEADING = "## Benchmark log"

@@ -1,11 +1,12 @@
 """Crop-stage throughput beside its floor, measured in the same run.
 
 Floor = decoding each photo at full resolution and encoding its crops (what any crop tool
-must do). Stage = the whole per-photo path: reduced decode, inference, ROI, full decode,
-crops, records. Uses a real model: a ``.keras`` file if given, else the default config's
-model with random weights (speed does not depend on the weights).
+must do), on the same number of threads as the stage decodes with. Stage = the whole
+per-photo path: reduced decode, inference, ROI, full decode, crops, records. Uses a real
+model: a ``.keras`` file if given, else the default config's model with random weights
+(speed does not depend on the weights).
 
-    python bench/crop.py [--model models/export/model.keras] [--photos 6]
+    python bench/crop.py [--model models/export/model.keras] [--photos 6] [--backend litert]
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from common import machine, print_table, today, versions
+from common import append_result, machine, print_table, today, versions
 
 
 def make_photos(folder: Path, count: int, width: int, height: int) -> None:
@@ -29,15 +29,21 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> None:
     write_race_photos(folder, cfg, seed=1)
 
 
-def floor_seconds(folder: Path, records: list[dict]) -> float:
+def floor_seconds(folder: Path, records: list[dict], threads: int) -> float:
+    """Full decode + crop encode per photo, on as many threads as the stage decodes with."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from bibcrop.crop import photos
 
-    start = time.perf_counter()
-    for record in records:
+    def one(record):
         full = photos.load_full(folder / "photos" / record["photo"])
         for crop in record["crops"]:
             x0, y0, x1, y1 = crop["box"]
             photos.encode_jpeg(full[y0:y1, x0:x1], 92)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, records))
     return time.perf_counter() - start
 
 
@@ -45,13 +51,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None)
     parser.add_argument("--photos", type=int, default=6)
+    parser.add_argument("--backend", default="litert", choices=["litert", "keras"])
+    parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
     import keras
 
     from bibcrop.config import compose_config
+    from bibcrop.crop import photos
     from bibcrop.crop.batch import CropJob, run_folder
     from bibcrop.crop.roi import RoiSettings
     from bibcrop.crop.segmenter import Segmenter
+    from bibcrop.inference import make_forward
     from bibcrop.model import build_model
 
     cfg = compose_config([])
@@ -60,21 +70,28 @@ def main() -> None:
     else:
         model = build_model(cfg)
     segmenter = Segmenter(model, int(cfg.crop.max_side))
-    segmenter.labels(np.zeros((300, 500, 3), np.uint8))  # warm up
+    cache = tempfile.TemporaryDirectory()
+    segmenter.forward = make_forward(args.backend, model, Path(cache.name), "bench" * 13)
     rows = []
     for width, height in ((1280, 720), (5184, 3456)):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             make_photos(folder, args.photos, width, height)
-            job = CropJob(folder / "photos", folder / "out", RoiSettings.from_cfg(cfg.crop), {})
+            # warm up: trace / convert for this photo size, outside the timing
+            segmenter.labels(photos.load_reduced(next((folder / "photos").iterdir()), 513))
+            roi = RoiSettings.from_cfg(cfg.crop)
+            job = CropJob(folder / "photos", folder / "out", roi, {}, batch_size=args.batch_size)
             start = time.perf_counter()
             records = run_folder(segmenter, job)
             stage = time.perf_counter() - start
-            floor = floor_seconds(folder, records)
+            floor = floor_seconds(folder, records, args.batch_size)
         rows.append([f"{width}x{height}", args.photos, f"{args.photos / stage:.2f}",
                      f"{args.photos / floor:.2f}", f"{stage / floor:.1f}x"])  # fmt: skip
-    print(f"{today()}, {machine()}, {versions()}, model {args.model or 'default, random weights'}")
-    print_table(["photo size", "photos", "stage photos/s", "floor photos/s", "stage / floor"], rows)
+    context = (f"{today()}, {machine()}, {versions()}, backend {args.backend}, batch "
+               f"{args.batch_size}, model {args.model or 'default, random weights'}")  # fmt: skip
+    print(context)
+    header = ["photo size", "photos", "stage photos/s", "floor photos/s", "stage / floor"]
+    append_result("crop", context, print_table(header, rows))
 
 
 if __name__ == "__main__":

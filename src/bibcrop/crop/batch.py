@@ -127,6 +127,19 @@ def _error_record(rel: Path, err: photos.PhotoError) -> dict:
             "error": str(err), "crops": []}  # fmt: skip
 
 
+def _finish(pool, segmenter, photo: Decoded, labels: dict, job: CropJob):
+    """A future of the photo's record (crops cut and encoded on the pool), or the record.
+
+    ``refine`` runs the model again, and one model backend is not safe to share between
+    threads, so refined photos finish on the calling thread.
+    """
+    if photo.error is not None:
+        return _error_record(photo.rel, photo.error)
+    if job.refine:
+        return crop_decoded(segmenter, photo, labels[photo.rel], job)
+    return pool.submit(crop_decoded, segmenter, photo, labels[photo.rel], job)
+
+
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -136,7 +149,8 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     """Crop every photo under the input folder; returns one record per photo, in order.
 
     Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
-    releases the GIL while decoding), inferred together, then cropped and written.
+    releases the GIL) while the previous batch is inferred together, then cropped and
+    encoded on the threads. Records are written in input order, each after its crops.
     """
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(
@@ -162,23 +176,33 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
             forget(job, previous)
         todo.append((path, rel))
     size = max(1, job.batch_size)
+    chunks = list(_chunks(todo, size))
     with (
         ThreadPoolExecutor(max_workers=size) as pool,
         tqdm(total=len(todo), desc="crop", unit="photo", disable=None) as bar,
     ):
-        for chunk in _chunks(todo, size):
-            decoded = list(pool.map(lambda item: decode(*item, segmenter.max_side), chunk))
-            good = [d for d in decoded if d.error is None]
-            labels = dict(zip((d.rel for d in good), segmenter.labels_many(
-                [d.reduced for d in good]), strict=True))  # fmt: skip
-            for photo in decoded:
-                if photo.error is None:
-                    record = crop_decoded(segmenter, photo, labels[photo.rel], job)
-                else:
-                    record = _error_record(photo.rel, photo.error)
+
+        def read(chunk):
+            return [pool.submit(decode, path, rel, segmenter.max_side) for path, rel in chunk]
+
+        def drain(outcomes):
+            for photo, outcome in outcomes:
+                record = outcome.result() if hasattr(outcome, "result") else outcome
                 atomic.write_json(record_path(job, photo.rel), record)
                 records[photo.rel] = record
                 bar.update()
+
+        pending = read(chunks[0]) if chunks else []
+        cropping: list = []
+        for index in range(len(chunks)):
+            decoded = [future.result() for future in pending]
+            pending = read(chunks[index + 1]) if index + 1 < len(chunks) else []
+            good = [d for d in decoded if d.error is None]
+            labels = segmenter.labels_many([d.reduced for d in good])
+            by_rel = dict(zip((d.rel for d in good), labels, strict=True))
+            drain(cropping)  # the previous batch: its crops were encoded during inference
+            cropping = [(d, _finish(pool, segmenter, d, by_rel, job)) for d in decoded]
+        drain(cropping)
     return [records[path.relative_to(job.input_dir)] for path in found]
 
 
