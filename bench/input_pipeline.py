@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, print_table, today, versions
+from common import append_result, machine, print_table, today, versions
 
 
 def make_shards(root: Path, images: int) -> Path:
@@ -61,8 +61,10 @@ def main() -> None:
         for threads in args.threads:
             rate = measure(shards, threads, args.crop, args.batches)
             rows.append([threads, f"{rate:.0f}", f"{rate / threads:.0f}"])
-    print(f"{today()}, {machine()}, {versions()}, 640x480 JPEG -> {args.crop}x{args.crop} crops")
-    print_table(["threads", "images/s", "images/s per core"], rows)
+    context = f"{today()}, {machine()}, {versions()}, 640x480 JPEG -> {args.crop}x{args.crop}"
+    print(context)
+    table = print_table(["threads", "images/s", "images/s per core"], rows)
+    append_result("input_pipeline", context, table)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import time
 
 import numpy as np
-from common import machine, print_table, today, versions
+from common import append_result, machine, print_table, today, versions
 
 CONFIGS = {
     "mobilenetv2 DeepLabv3 (PASCAL layout)": [
@@ -70,8 +70,10 @@ def main() -> None:
         madds = multiply_adds(model, args.size)
         rows.append([name, f"{model.count_params():,}", f"{madds / 1e9:.2f}B",
                      f"{1000 * np.median(times):.0f}"])  # fmt: skip
-    print(f"{today()}, {machine()}, {versions()}, input {args.size}x{args.size}, batch 1")
-    print_table(["model", "params", "multiply-adds", "CPU forward ms (median)"], rows)
+    context = f"{today()}, {machine()}, {versions()}, input {args.size}x{args.size}, batch 1"
+    print(context)
+    table = print_table(["model", "params", "multiply-adds", "CPU forward ms (median)"], rows)
+    append_result("model_forward", context, table)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,31 @@ def tiny_model():
 
     keras.utils.set_random_seed(0)
     return build_model(tiny_cfg())
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (sqlite store, served artifacts) on 127.0.0.1, a free port."""
+    from tinydata import free_port
+
+    from bibcrop.tracking.server import start
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    proc = start(root, port=port)
+    yield SimpleNamespace(uri=f"http://127.0.0.1:{port}", root=root, port=port)
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def server_store(mlflow_server, tmp_path, monkeypatch):
+    """Like ``store``, but every client talks to the server over HTTP."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    overrides = ["mlflow.system_metrics=false", f"mlflow.experiment_name=test-{tmp_path.name}"]
+    yield SimpleNamespace(uri=mlflow_server.uri, artifacts=tmp_path / "mlruns", overrides=overrides)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()

@@ -41,3 +41,12 @@ TINY = [
 
 def tiny_cfg(*overrides: str):
     return compose_config([*TINY, *overrides])
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers started by tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

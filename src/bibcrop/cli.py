@@ -63,7 +63,7 @@ def _compose(overrides: list[str]) -> int:
 
 
 def usage() -> str:
-    names = "\n  ".join(sorted([*STAGES, "compose", "summary"]))
+    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
     return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
 
 
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], argv[1:]
     if stage == "compose":
         return _compose(args)
+    if stage == "server":
+        from bibcrop.tracking.server import main as server
+
+        return server(args)
     if stage == "summary":
         from bibcrop.summary import main as summary
 

@@ -119,3 +119,21 @@ def test_summary_table_and_override_redaction():
     assert lines[0].split() == ["job", "overrides", "status", "val/mean_iou"]
     assert lines[1].split() == ["0", "x=1", "FINISHED", "0.5000"]
     assert lines[2].split() == ["1", "-", "FAILED", "-"]
+
+
+@pytest.mark.slow
+def test_parallel_sweep_against_a_server_records_every_run_terminal(tmp_path, server_store):
+    from mlflow import MlflowClient
+
+    proc = _sweep(tmp_path, server_store,
+                  ["x=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                   f"mlflow.experiment_name=sweep-{tmp_path.name}"],
+                  callback_in_config=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(server_store.uri)
+    experiment = client.get_experiment_by_name(f"sweep-{tmp_path.name}")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("bibcrop.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2 and len(runs) == 3
+    assert {r.info.status for r in runs} == {"FINISHED"}

@@ -72,8 +72,10 @@ class Decoded:
     error: photos.PhotoError | None = None
 
 
-def decode(path: Path, rel: Path, max_side: int) -> Decoded:
+def decode(path: Path, rel: Path, max_side: int, root: Path | None = None) -> Decoded:
     try:
+        if root is not None:
+            photos.check_inside(path, root)
         return Decoded(path, rel, photos.load_reduced(path, max_side), photos.load_full(path))
     except photos.PhotoError as err:
         return Decoded(path, rel, error=err)
@@ -183,7 +185,10 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     ):
 
         def read(chunk):
-            return [pool.submit(decode, path, rel, segmenter.max_side) for path, rel in chunk]
+            return [
+                pool.submit(decode, path, rel, segmenter.max_side, job.input_dir)
+                for path, rel in chunk
+            ]
 
         def drain(outcomes):
             for photo, outcome in outcomes:

@@ -31,6 +31,22 @@ def find_photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
+def not_photos(folder: Path) -> list[Path]:
+    """Files under ``folder`` that are not JPEG/PNG: skipped, but counted in the report."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in SUFFIXES)
+
+
+def check_inside(path: Path, root: Path) -> None:
+    """Refuse a photo that is a link to a file outside the input folder."""
+    target = path.resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise PhotoError(
+            "outside_input",
+            f"{path} links to {target}, outside the input folder {root}: copy the photo "
+            "into the folder, or point crop.input_dir at where it lives",
+        )
+
+
 def _open(path: Path) -> Image.Image:
     try:
         image = Image.open(path)

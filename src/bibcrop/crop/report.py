@@ -53,4 +53,6 @@ def summary_line(report: dict) -> str:
         f"({report['crops']} crops), {o.get('intact', 0)} intact, {o.get('error', 0)} errors; "
         f"mean crop area {report['mean_crop_area_share']}, bib retention "
         f"{retention if retention is not None else 'n/a'}"
-    )
+        + (f"; {skipped} non-photo files skipped" if (skipped := report.get("skipped_not_photos"))
+           else "")
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from bibcrop import atomic
 from bibcrop.crop.annotations import read_boxes
 from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.photos import not_photos
 from bibcrop.crop.report import summarize, summary_line, write_annotations
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.crop.segmenter import load_segmenter
@@ -45,6 +46,7 @@ def run(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - started
     report = summarize(records)
     report["annotations"] = write_annotations(records, job.output_dir / "annotations.csv")
+    report["skipped_not_photos"] = len(not_photos(job.input_dir))
     report["mode"] = cfg.crop.mode
     report["model"] = {
         k: segmenter.info.get(k)

@@ -37,3 +37,25 @@ class NanGuard(keras.callbacks.Callback):
             f"training loss became {loss} at step {step}. Likely causes:\n  - {causes}\n"
             "The last good checkpoint is kept; fix the cause and rerun the same command to resume."
         )
+
+
+def check_label_range(tfrecord_dir, num_classes: int, ignore_label: int, limit: int = 64) -> None:
+    """Fail at start-up, not mid-run, when the data has labels the model has no class for.
+
+    Reads the first ``limit`` training records: a ``dataset.num_classes`` smaller than the
+    data's would otherwise surface as NaN losses or garbage after hours of training.
+    """
+    import numpy as np
+
+    from bibcrop.data.tfrecords import iterate_split
+
+    for name, _, label in iterate_split(tfrecord_dir, "train", limit=limit):
+        values = np.unique(label)
+        bad = values[(values >= num_classes) & (values != ignore_label)]
+        if bad.size:
+            raise ValueError(
+                f"{tfrecord_dir}: record {name} has labels {bad.tolist()} but "
+                f"dataset.num_classes={num_classes} (ids 0..{num_classes - 1}, ignore "
+                f"{ignore_label}): set dataset.num_classes for this data, or rebuild the "
+                "TFRecords with `bibcrop extract` + `bibcrop tfrecords` for this dataset"
+            )

@@ -17,11 +17,12 @@ import keras
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
+from bibcrop.data.shard_check import check_checksums
 from bibcrop.project import project_root, resolve
 from bibcrop.tracking.lineage import data_hash
 from bibcrop.training import checkpoints, runtime
 from bibcrop.training.fingerprint import fingerprint, prepare_backup
-from bibcrop.training.guards import NanGuard
+from bibcrop.training.guards import NanGuard, check_label_range
 from bibcrop.training.losses import DeepLabLoss
 from bibcrop.training.optim import build_optimizer, freeze_batch_norm
 
@@ -134,6 +135,10 @@ def train(cfg: DictConfig) -> dict:
     from bibcrop.tracking import tracked_run
 
     check_train_config(cfg.train)
+    check_checksums(resolve(cfg.paths.tfrecords))
+    check_label_range(
+        resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
+    )
     keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)

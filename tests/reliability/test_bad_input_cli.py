@@ -1,0 +1,125 @@
+"""Bad input through the real CLI (``bibcrop <stage> ...``): each case ends in a clear error
+naming the file or key and the fix, or in a counted skip with the rest of the run intact.
+
+The foundation's malformed archives and image/label pairs go through the extract stage in
+tests/stages/test_extract_stage.py and tests/data; a Hydra override typo in tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bibcrop.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_keras(tmp_path_factory):
+    import keras
+    from tinydata import tiny_cfg
+
+    from bibcrop.model import build_model
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_model(tiny_cfg()).save(path)
+    return path
+
+
+def crop_args(tmp_path, model, **extra):
+    args = {"crop.input_dir": tmp_path / "in", "crop.output_dir": tmp_path / "out",
+            "crop.model_path": model, "crop.max_side": 65, "crop.backend": "keras",
+            "crop.annotations": None, "paths.reports": tmp_path / "reports",
+            "hydra.run.dir": tmp_path / "hydra", **extra}  # fmt: skip
+    return ["crop", *[f"{k}={'null' if v is None else v}" for k, v in args.items()]]
+
+
+def photo(path, size=(80, 60)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def test_malformed_params_yaml_names_the_file(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text("seed: 0\ndataset: [unclosed\n")
+    assert main(["extract", "-cd", str(tmp_path), "-cn", "params"]) != 0
+    err = capsys.readouterr().err
+    assert "params" in err and ("while parsing" in err or "expected" in err)
+
+
+def test_a_value_of_the_wrong_type_names_the_key(tmp_path, capsys):
+    assert main(["train", "train.steps=ten", f"hydra.run.dir={tmp_path}"]) != 0
+    assert "train.steps" in capsys.readouterr().err
+
+
+def test_num_classes_smaller_than_the_data_stops_training_at_start_up(tmp_path, capsys):
+    from tinydata import write_extracted
+
+    from bibcrop.data.tfrecords import build
+
+    extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
+    build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
+    args = ["train", f"paths.tfrecords={tmp_path / 'tfrecords'}", "dataset.num_classes=5",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"train.output_dir={tmp_path / 'train'}", f"train.backup_dir={tmp_path / 'b'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}"]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "dataset.num_classes=5" in err and "tfrecords" in err
+    assert not (tmp_path / "mlflow.db").exists() or "RUNNING" not in err  # failed before a run
+
+
+def test_annotation_csv_with_a_bad_row_names_file_and_line(tmp_path, tiny_keras, capsys):
+    photo(tmp_path / "in/a.jpg")
+    csv = tmp_path / "bibs.csv"
+    csv.write_text("a.jpg,1,2,30,40,bib\na.jpg,1,two,30,40,bib\n")
+    assert main(crop_args(tmp_path, tiny_keras, **{"crop.annotations": csv})) != 0
+    assert f"{csv}:2" in capsys.readouterr().err
+
+
+def test_non_images_are_counted_and_links_out_of_the_tree_are_refused(tmp_path, tiny_keras):
+    photo(tmp_path / "in/ok.jpg")
+    photo(tmp_path / "elsewhere/secret.png")
+    (tmp_path / "in/notes.txt").write_text("not a photo")
+    (tmp_path / "in/sub").mkdir()
+    (tmp_path / "in/sub/link.png").symlink_to(tmp_path / "elsewhere/secret.png")
+    assert main(crop_args(tmp_path, tiny_keras)) == 0
+    report = json.loads((tmp_path / "reports/crop.json").read_text())
+    assert report["photos"] == 2 and report["skipped_not_photos"] == 1
+    assert report["outcomes"].get("error") == 1 and report["reasons"]["outside_input"] == 1
+    record = json.loads((tmp_path / "out/.records/sub/link.png.json").read_text())
+    assert "outside the input folder" in record["error"]
+    assert not (tmp_path / "out/sub/link.png").exists()  # nothing of it was copied
+
+
+def test_a_model_uri_not_in_the_registry_lists_what_exists(tmp_path, tiny_keras, capsys):
+    args = crop_args(tmp_path, tiny_keras, **{"crop.model_path": None,
+                     "crop.model_uri": "models:/nope@champion",
+                     "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})  # fmt: skip
+    photo(tmp_path / "in/a.jpg")
+    assert main(args) != 0
+    assert "models:/nope@champion not found (no registered models" in capsys.readouterr().err
+
+
+def test_a_flipped_byte_in_a_shard_stops_training_at_start_up_naming_it(tmp_path, capsys):
+    from tinydata import write_extracted
+
+    from bibcrop.data.tfrecords import build
+
+    extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
+    build(extracted, tmp_path / "tfrecords", {"train": 2, "val": 1}, workers=1)
+    shard = tmp_path / "tfrecords/train-00001-of-00002.tfrecord"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    args = ["train", f"paths.tfrecords={tmp_path / 'tfrecords'}",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"train.output_dir={tmp_path / 'train'}", f"train.backup_dir={tmp_path / 'b'}",
+            f"hydra.run.dir={tmp_path / 'hydra'}"]  # fmt: skip
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "train-00001-of-00002.tfrecord differs from manifest.json" in err
+    assert "bibcrop validate" in err
