@@ -25,6 +25,8 @@ pytestmark = pytest.mark.slow
 
 OUTPUTS = {"extract": "extracted", "tfrecords": "tfrecords", "crop": "crops"}
 TIMING_KEYS = {"seconds"}
+SCRATCH = ".work/"  # extract unpacks nested zips here; removed by every run
+PHOTOS = 24
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("world")
     assert main(["synthesize", f"paths.synthetic={root / 'synthetic'}",
-                 "synth.lip.num_train=80", "synth.lip.num_val=16", "synth.race.num_photos=12",
-                 "synth.race.width=480", "synth.race.height=320",
+                 "synth.lip.num_train=80", "synth.lip.num_val=16",
+                 f"synth.race.num_photos={PHOTOS}", "synth.race.width=480",
+                 "synth.race.height=320",
                  f"hydra.run.dir={root / 'hydra'}"]) == 0  # fmt: skip
     keras.utils.set_random_seed(0)
     build_model(tiny_cfg()).save(root / "tiny.keras")
@@ -88,19 +91,32 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_outputs(stage, world, referen
     stages = list(OUTPUTS)
     for earlier in stages[: stages.index(stage)]:  # this stage's inputs, as the reference had
         assert run_stage(earlier, world, tmp_path) > 0
-    delay = random.Random(stage).uniform(0.55, 0.9) * durations[stage]
+    rng = random.Random(stage)
     proc = subprocess.Popen(command(stage, world, tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(delay)
+    started = time.perf_counter()
+    if stage == "crop":  # a random number of photos finished, so the kill lands mid-folder
+        wanted = rng.randint(1, PHOTOS // 2)
+        records = tmp_path / "crops/.records"
+        while proc.poll() is None and len(list(records.glob("*.json"))) < wanted:
+            time.sleep(0.02)
+    else:  # once it has started writing, a random share of its remaining time
+        out = tmp_path / OUTPUTS[stage]
+        while proc.poll() is None and not (out.exists() and any(out.rglob("*"))):
+            time.sleep(0.02)
+        remaining = durations[stage] - (time.perf_counter() - started)
+        time.sleep(rng.uniform(0.1, 0.6) * max(remaining, 0.0))
+    delay = time.perf_counter() - started
     killed_mid_run = proc.poll() is None
+    assert killed_mid_run, f"{stage} finished before the kill at {delay:.1f} s"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
     out, ref_out = tmp_path / OUTPUTS[stage], ref_run / OUTPUTS[stage]
     reference_files = files(ref_out)
     for name, path in files(out).items() if out.exists() else []:
-        if TEMP_MARK in name:
-            continue  # a temp file: never a final name
+        if TEMP_MARK in name or name.startswith(SCRATCH):
+            continue  # a temp file or extract's scratch folder: never a final name
         assert name in reference_files, f"{name} is not an output of an uninterrupted run"
         assert filecmp.cmp(path, reference_files[name], shallow=False), f"partial {name} visible"
 
