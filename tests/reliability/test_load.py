@@ -49,6 +49,7 @@ def write_photos(folder, count: int, seed: int = 0) -> None:
 
 
 def crop_peak(tmp_path, count: int, model, cache) -> dict:
+    tmp_path.mkdir(exist_ok=True)
     photos = tmp_path / f"photos{count}"
     write_photos(photos, count)
     args = [sys.executable, "-c", SCRIPT, photos, tmp_path / f"out{count}", model, cache]
@@ -61,6 +62,7 @@ def test_crop_memory_stays_flat_from_200_to_2000_photos(tmp_path, tiny_model):
     model = tmp_path / "tiny.keras"
     tiny_model.save(model)
     cache = tmp_path / "litert"
+    crop_peak(tmp_path / "warm", 200, model, cache)  # LiteRT conversions, cached on disk
     small = crop_peak(tmp_path, 200, model, cache)
     large = crop_peak(tmp_path, 2000, model, cache)
     print(f"peak RSS: {small['peak_rss_mb']} MB at 200 photos, {large['peak_rss_mb']} MB at 2000")
