@@ -43,6 +43,9 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
         "hydra.sweep.dir": f"logs/hydra/{stage}-multirun/${{now:%Y-%m-%d_%H-%M-%S}}",
         "hydra.job.name": stage.replace("-", "_"),
         "hydra.job_logging.handlers.console.stream": "ext://sys.stderr",
+        # no .hydra/ config dumps beside the logs: overrides may carry secrets, and the
+        # redacted config is recorded with every MLflow run instead
+        "hydra.output_subdir": "null",
     }
     if stage == "train" and ("-m" in args or "--multirun" in args):
         job_dir = "${hydra:sweep.dir}/${hydra:job.num}"
@@ -51,6 +54,25 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
         defaults["train.backup_dir"] = f"{job_dir}/backup"
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     return [f"{k}={v}" for k, v in defaults.items() if k.lstrip("+") not in given]
+
+
+def refuse_targets(cfg, path: str = "") -> None:
+    """Config values are plain: a ``_target_`` anywhere (a class path Hydra could
+    instantiate, i.e. code chosen by config) is refused before any stage code runs."""
+    from omegaconf import DictConfig, ListConfig
+
+    if isinstance(cfg, DictConfig):
+        for key in cfg:
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                raise ValueError(
+                    f"{where}: bibcrop configs choose components by name, never by "
+                    "`_target_` class paths; remove it (see conf/ for the names)"
+                )
+            refuse_targets(cfg._get_node(key), where)
+    elif isinstance(cfg, ListConfig):
+        for index, item in enumerate(cfg):
+            refuse_targets(item, f"{path}[{index}]")
 
 
 def _compose(overrides: list[str]) -> int:
@@ -101,6 +123,7 @@ def _run_hydra(stage: str, run, args: list[str]) -> int:
 
     @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)
     def app(cfg):
+        refuse_targets(cfg)
         return run(cfg)
 
     saved = sys.argv

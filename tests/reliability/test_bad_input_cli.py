@@ -123,3 +123,34 @@ def test_a_flipped_byte_in_a_shard_stops_training_at_start_up_naming_it(tmp_path
     err = capsys.readouterr().err
     assert "train-00001-of-00002.tfrecord differs from manifest.json" in err
     assert "bibcrop validate" in err
+
+
+def test_a_target_class_path_in_config_is_refused_before_anything_runs(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    args = ["model-info", "+model.backbone._target_=pathlib.Path.touch",
+            f"+model.backbone.path={marker}", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    assert main(args) != 0
+    assert "model.backbone._target_" in capsys.readouterr().err and not marker.exists()
+
+
+def test_a_canary_secret_reaches_no_log_or_config_dump(tmp_path, monkeypatch):
+    canary = "canary-5e1d0c2b"
+    monkeypatch.setenv("BIBCROP_API_TOKEN", canary)
+    args = ["model-info", f"+db.password={canary}", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert main(args) == 0
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert written  # the stage's log file
+    assert [p for p in written if canary.encode() in p.read_bytes()] == []
+
+
+def test_no_dvc_stage_records_a_param_that_can_hold_a_secret(repo_root):
+    import yaml
+
+    from bibcrop.tracking.redact import is_secret_key
+
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    params = [p for stage in stages.values() for p in stage.get("params", [])
+              if isinstance(p, str)]  # fmt: skip
+    assert params and "mlflow.registered_model_name" in params
+    risky = [p for p in params if is_secret_key(p.split(".")[-1]) or "uri" in p]
+    assert risky == []  # dvc.lock copies these values; credentials live in the environment
