@@ -22,7 +22,8 @@ from bibcrop.tracking.settings import TrackingSettings
 SERVER_SCHEMES = {"http", "https"}
 REMOTE_SCHEMES = SERVER_SCHEMES | {"databricks", "databricks-uc", "uc"}
 SERVER_HINT = (
-    "start one with `mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000`, "
+    "start one with `bibcrop server` (add --auth for users and passwords) or `mlflow server "
+    "--backend-store-uri sqlite:///mlflow.db --port 5000`, "
     "or unset MLFLOW_TRACKING_URI to use the embedded sqlite store"
 )
 
