@@ -79,7 +79,9 @@ def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> 
     if actual != expected_sha256:
         raise ModelSourceError(
             f"{uri}: the downloaded {found[0].name} has sha256 {actual}, but the version "
-            f"records {expected_sha256}: the artifact changed after registration; refusing it"
+            f"records {expected_sha256}: the artifact changed after registration, so it is "
+            "refused. (A version registered before bibcrop logged the exported bytes also "
+            "differs: register it again with `bibcrop export`, or pick another version.)"
         )
     return found[0]
 

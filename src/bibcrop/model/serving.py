@@ -16,6 +16,7 @@ import numpy as np
 
 MEAN_PIXEL = 127.5
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ALIGN = 16
 
 
@@ -39,13 +40,16 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     """float32 logits for a float32 ``[B,H,W,3]`` batch from a Keras model or a backend.
 
     A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
-    and returning numpy arrays. On TensorFlow a Keras model runs as a graph traced once per
-    input shape (1.6x faster than eager); shapes stay static in each trace, because the
-    model's run-time resizes need known sizes in graph mode.
+    and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first time it
+    meets an input shape and as a graph traced for that shape from the second time on
+    (1.6x faster than eager); shapes stay static in each trace, because the model's
+    run-time resizes need known sizes in graph mode.
     """
     if not isinstance(model, keras.Model):
         return np.asarray(model(x), dtype=np.float32)
-    if keras.backend.backend() != "tensorflow":
+    seen = _SHAPES.setdefault(model, set())
+    if keras.backend.backend() != "tensorflow" or x.shape not in seen:
+        seen.add(x.shape)  # a shape met once (eval images of every size) is not worth a trace
         return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
     graph = _GRAPHS.get(model)
     if graph is None:
