@@ -33,6 +33,7 @@ def photo(path, size=(80, 60), torso=(20, 10, 40, 30), pants=(20, 30, 40, 50), e
     pixels = np.zeros((size[1], size[0], 3), np.uint8)
     x0, y0, x1, y1 = torso
     pixels[y0:y1, x0:x1, 0] = C["UpperClothes"] * 10 + 5
+    pixels[y0:y1, x1 : x1 + 3, 0] = C["Left-arm"] * 10 + 5  # body evidence beside it
     x0, y0, x1, y1 = pants
     pixels[y0:y1, x0:x1, 0] = C["Pants"] * 10 + 5
     image = Image.fromarray(pixels)

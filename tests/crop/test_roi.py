@@ -58,8 +58,12 @@ def test_fallback_reasons():
         [],
         ["too_small"],
     )
+    lone = np.zeros((40, 40), np.uint8)
+    lone[5:15, 5:15] = C["UpperClothes"]  # a garment-coloured patch, no person around it
+    assert photo_boxes(lone, (40, 40), settings("per_runner")) == ([], ["no_runner"])
     thin = np.zeros((60, 60), np.uint8)
     thin[5:55, 10:12] = C["UpperClothes"]
+    thin[5:55, 12:13] = C["Right-arm"]
     assert photo_boxes(thin, (60, 60), settings("per_runner", max_aspect=6.0)) == (
         [],
         ["bad_aspect"],
@@ -95,9 +99,12 @@ def test_overlapping_boxes_merge_and_stray_torsos_are_dropped():
     assert boxes == [(5, 5, 15, 29)]
 
 
-def test_a_small_torso_without_pants_is_kept_when_a_head_is_above_it():
+def test_a_torso_without_pants_is_kept_only_with_body_parts_around_it():
     labels = runner(np.zeros((60, 100), np.uint8), 5, 5, w=20, h=20)  # a large runner
-    labels[40:46, 70:76] = C["UpperClothes"]  # small, no pants: legs hidden
+    labels[40:46, 70:76] = C["UpperClothes"]  # no pants below (hidden), nothing around
     assert raw_boxes(labels, settings("per_runner"))[0] == [(5, 5, 25, 45)]
-    labels[36:40, 71:75] = C["Face"]  # ... but a face right above it: a runner
+    labels[36:40, 71:75] = C["Face"]  # a face right above it: a runner
     assert raw_boxes(labels, settings("per_runner"))[0] == [(5, 5, 25, 45), (70, 40, 76, 46)]
+    labels[36:40, 71:75] = 0
+    labels[40:46, 76:78] = C["Left-arm"]  # or an arm beside it
+    assert (70, 40, 76, 46) in raw_boxes(labels, settings("per_runner"))[0]

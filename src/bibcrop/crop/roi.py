@@ -10,10 +10,11 @@ top-left, max exclusive). Modes:
   its top to the image bottom, across its width.
 - ``per_runner``: every torso component (above a minimum size) paired with the pants
   component below it that overlaps it most horizontally; one box per runner. A torso
-  without pants (legs hidden or missed) is kept when it is large or has a head above it.
+  without pants (legs hidden or missed) is kept when body parts lie around it.
 
 A photo without a usable box gets a fallback reason instead (``no_torso``,
-``no_pants``, ``invalid_box``, ``too_small``, ``bad_aspect``).
+``no_pants``, ``no_runner`` (torsos, but none with pants or body parts), ``invalid_box``,
+``too_small``, ``bad_aspect``).
 """
 
 from __future__ import annotations
@@ -107,33 +108,33 @@ def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | No
         if not above:
             return [], "no_torso"
         return [_union(max(above, key=lambda c: c.area).box, biggest.box)], None
-    head = _mask(labels, HEAD_CLASSES)
-    return per_runner_boxes(torsos, pants, head, min_pixels), None
+    boxes = per_runner_boxes(torsos, pants, _mask(labels, BODY_CLASSES))
+    return (boxes, None) if boxes else ([], "no_runner")
 
 
-HEAD_CLASSES = ("Face", "Hair", "Hat", "Sunglasses")
+# Parts that show a person is there: a garment-coloured patch of background has none.
+BODY_CLASSES = ("Face", "Hair", "Hat", "Sunglasses", "Glove", "Scarf", "Socks", "Left-arm",
+                "Right-arm", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe")  # fmt: skip
+BODY_EVIDENCE = 0.05  # body pixels around an unpaired torso, as a share of its area
 
 
-def has_head_above(torso: Component, head: np.ndarray, min_pixels: int) -> bool:
-    """Head pixels just above the torso (up to 60% of its height, within its width)."""
+def has_body_around(torso: Component, body: np.ndarray) -> bool:
+    """Body-part pixels in the torso's box grown by half its size on every side."""
     x0, y0, x1, y1 = torso.box
-    reach = int(0.6 * (y1 - y0))
-    band = head[max(0, y0 - reach) : y0 + (y1 - y0) // 5, x0:x1]
-    return int(band.sum()) >= max(1, min_pixels // 4)
+    w, h = x1 - x0, y1 - y0
+    around = body[max(0, y0 - h // 2) : y1 + h // 2, max(0, x0 - w // 2) : x1 + w // 2]
+    return int(around.sum()) >= BODY_EVIDENCE * torso.area
 
 
-def per_runner_boxes(
-    torsos: list[Component], pants: list[Component], head=None, min_pixels: int = 1
-) -> list[tuple]:
+def per_runner_boxes(torsos: list[Component], pants: list[Component], body=None) -> list[tuple]:
     """Pair each torso with the pants below it that overlap it most horizontally.
 
-    A torso with no pants below is kept when it is at least a quarter of the largest
-    torso, or when a head sits above it (a runner whose legs are hidden or missed by the
-    model), not when it is a stray fleck. Boxes that mostly overlap are merged, so one
-    runner never yields two crops.
+    A torso with no pants below is kept when body parts (head, arms, legs...) lie around it:
+    a runner whose pants are hidden or missed by the model, however small and far away,
+    not a stray garment-coloured patch of background. Without ``body`` every torso is kept.
+    Boxes that mostly overlap are merged, so one runner never yields two crops.
     """
     boxes, taken = [], set()
-    largest = max(t.area for t in torsos)
     for torso in sorted(torsos, key=lambda c: -c.area):
         best, best_overlap = None, 0
         for i, p in enumerate(pants):
@@ -143,8 +144,7 @@ def per_runner_boxes(
             if overlap > best_overlap:
                 best, best_overlap = i, overlap
         if best is None:
-            headed = head is not None and has_head_above(torso, head, min_pixels)
-            if torso.area >= largest / 4 or headed:
+            if body is None or has_body_around(torso, body):
                 boxes.append(torso.box)
         else:
             taken.add(best)
