@@ -151,10 +151,27 @@ def eval_preprocess(image, label, eval_size, mean_pixel: float):
     return tf.ensure_shape(image, [target_h, target_w, 3]), tf.ensure_shape(label, [target_h, target_w])
 
 
+def to_canvas(image, label, canvas: int):
+    """Decoded pair -> fixed ``canvas`` square (top-left aligned) and the valid size, for
+    ``augment.on_device``. Larger images shrink to fit (aspect kept; the label nearest)."""
+    shape = tf.shape(image)[:2]
+    factor = tf.minimum(1.0, canvas / tf.cast(tf.reduce_max(shape), tf.float32))
+    size = tf.maximum(1, tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32))
+    image = tf.cond(factor < 1.0, lambda: tf.cast(tf.round(tf.image.resize(image, size)),
+                    tf.uint8), lambda: image)  # fmt: skip
+    label = tf.cond(factor < 1.0, lambda: tf.image.resize(label, size, method="nearest"),
+                    lambda: label)  # fmt: skip
+    image = tf.image.pad_to_bounding_box(image, 0, 0, canvas, canvas)
+    label = tf.image.pad_to_bounding_box(label, 0, 0, canvas, canvas)[..., 0]
+    return {"image": tf.ensure_shape(image, [canvas, canvas, 3]),
+            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}  # fmt: skip
+
+
 def make_dataset(
     cfg: DictConfig, split: str, training: bool, batch_size: int, seed: int | None = None
 ) -> tf.data.Dataset:
-    """Batches of (images float32 [B,H,W,3] in 0..255, labels int32 [B,H,W])."""
+    """Batches of (images float32 [B,H,W,3] in 0..255, labels int32 [B,H,W]); with
+    ``augment.on_device`` training batches are canvas dicts for :mod:`device_augment`."""
     from bibcrop.data.tfrecords import shard_paths
 
     aug = cfg.augment
@@ -162,7 +179,16 @@ def make_dataset(
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
     records = raw_records(files, training, seed)
-    if training:
+    if training and aug.get("on_device", False):
+        # decode + pad only; DeviceAugment does scale, crop and flip in the training step
+        records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
+        canvas = int(aug.canvas)
+        samples = records.map(
+            lambda r: (lambda d: to_canvas(d["image"], d["label"], canvas))(decode_record(r)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+    elif training:
         # Shuffle the small serialized records, then parse + decode + augment in one map.
         records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
         crop = tuple(cfg.dataset.crop_size)

@@ -73,6 +73,33 @@ def build_training_model(cfg: DictConfig) -> keras.Model:
     return compile_model(model, cfg)
 
 
+def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
+    """The model ``fit`` drives: the model itself, or with ``augment.on_device`` a wrapper
+    that augments on the accelerator first (same optimizer, loss and step counter)."""
+    aug = cfg.augment
+    if not aug.get("on_device", False):
+        return model
+    import numpy as np
+
+    from bibcrop.training.device_augment import AugmentingModel, DeviceAugment
+
+    augment = DeviceAugment(
+        cfg.dataset.crop_size, aug.min_scale, aug.max_scale, aug.scale_step, aug.flip,
+        aug.mean_pixel, cfg.dataset.num_classes, seed=int(cfg.seed),
+    )  # fmt: skip
+    wrapper = AugmentingModel(model, augment, model.loss)
+    wrapper.compile(optimizer=model.optimizer, jit_compile=bool(cfg.train.xla))
+    canvas = int(aug.canvas)
+    wrapper(
+        {
+            "image": np.zeros((1, canvas, canvas, 3), "uint8"),
+            "label": np.zeros((1, canvas, canvas), "uint8"),
+            "size": np.array([[canvas, canvas]], "int32"),
+        }
+    )  # fmt: skip  (builds it)
+    return wrapper
+
+
 def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
     from bibcrop.tracking import MlflowMetricsCallback, settings_from
 
@@ -126,7 +153,8 @@ def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
     count = int(cfg.train.get("bn_recalibration_batches", 0) or 0)
     if count <= 0:
         return 0
-    data = make_dataset(cfg, "train", True, cfg.train.batch_size, seed=cfg.seed + 1).repeat()
+    on_cpu = OmegaConf.merge(cfg, {"augment": {"on_device": False}})  # plain batches here
+    data = make_dataset(on_cpu, "train", True, cfg.train.batch_size, seed=cfg.seed + 1).repeat()
     return recalibrate(model, data, count)
 
 
@@ -147,13 +175,14 @@ def train(cfg: DictConfig) -> dict:
     with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
         with runtime.make_strategy(cfg.train.strategy):
             model = build_training_model(cfg)
-            model.optimizer.build(model.trainable_variables)  # so the restore fills its state
-        start = checkpoints.restore_latest(model, backup)
+            runner = for_fit(model, cfg)
+            runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
+        start = checkpoints.restore_latest(runner, backup)
         if start:
             log.info("resuming at step %d of %d", start, cfg.train.steps)
-        summary = fit(model, cfg, start, backup)
+        summary = fit(runner, cfg, start, backup)
         summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
-        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        step = int(keras.ops.convert_to_numpy(runner.optimizer.iterations))
         with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
             model.save(tmp)
         result = {
