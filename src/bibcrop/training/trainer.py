@@ -168,6 +168,7 @@ def train(cfg: DictConfig) -> dict:
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
     )
     keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
+    runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
     backup.mkdir(parents=True, exist_ok=True)
