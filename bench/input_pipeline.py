@@ -29,13 +29,20 @@ def make_shards(root: Path, images: int) -> Path:
     return root / "tfrecords"
 
 
-def measure(tfrecords: Path, threads: int, crop: int, batches: int) -> float:
+def measure(tfrecords: Path, threads: int, crop: int, batches: int, on_device: bool) -> float:
     import tensorflow as tf
 
     from bibcrop.config import compose_config
     from bibcrop.data.pipeline import make_dataset
 
-    cfg = compose_config([f"paths.tfrecords={tfrecords}", f"dataset.crop_size=[{crop},{crop}]"])
+    cfg = compose_config(
+        [
+            f"paths.tfrecords={tfrecords}",
+            f"dataset.crop_size=[{crop},{crop}]",
+            f"augment.on_device={str(on_device).lower()}",
+            "augment.canvas=641",
+        ]
+    )
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
     options.threading.max_intra_op_parallelism = 1
@@ -54,14 +61,21 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--crop", type=int, default=513)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument(
+        "--on-device",
+        action="store_true",
+        help="CPU part of augment.on_device: decode + pad to a canvas only",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         shards = make_shards(Path(tmp), args.images)
         rows = []
         for threads in args.threads:
-            rate = measure(shards, threads, args.crop, args.batches)
+            rate = measure(shards, threads, args.crop, args.batches, args.on_device)
             rows.append([threads, f"{rate:.0f}", f"{rate / threads:.0f}"])
-    context = f"{today()}, {machine()}, {versions()}, 640x480 JPEG -> {args.crop}x{args.crop}"
+    mode = "decode + pad to 641 canvas (augment.on_device)" if args.on_device else "CPU augment"
+    context = (f"{today()}, {machine()}, {versions()}, 640x480 JPEG -> {args.crop}x{args.crop}, "
+               f"{mode}")  # fmt: skip
     print(context)
     table = print_table(["threads", "images/s", "images/s per core"], rows)
     append_result("input_pipeline", context, table)
