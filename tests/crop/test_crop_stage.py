@@ -22,7 +22,7 @@ from bibcrop.tracking.lineage import file_sha256
 class PaintedSegmenter(Segmenter):
     """Labels read from the photo's red channel: a real function of the pixels, no model."""
 
-    def labels(self, image):
+    def labels(self, image, square=False):
         return (image[..., 0] // 10).astype(np.int32)
 
     def labels_many(self, images):
@@ -87,9 +87,9 @@ def test_bibs_follow_the_crop_and_an_exif_rotated_photo(tmp_path):
 
 
 class CountingSegmenter(PaintedSegmenter):
-    def labels(self, image):
+    def labels(self, image, square=False):
         self.info["calls"] = self.info.get("calls", 0) + 1
-        return super().labels(image)
+        return super().labels(image, square)
 
 
 def test_rerun_resumes_without_duplicates(tmp_path):

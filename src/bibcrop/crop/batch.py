@@ -48,7 +48,8 @@ def _refined(segmenter, full, box, job: CropJob):
     """Second pass: parse the runner's region alone at full model resolution."""
     x0, y0, x1, y1 = box
     region = full[y0:y1, x0:x1]
-    boxes, _ = photo_boxes(segmenter.labels(region), (x1 - x0, y1 - y0), _single(job.roi))
+    labels = segmenter.labels(region, square=True)
+    boxes, _ = photo_boxes(labels, (x1 - x0, y1 - y0), _single(job.roi))
     if not boxes:
         return box
     rx0, ry0, rx1, ry1 = boxes[0]

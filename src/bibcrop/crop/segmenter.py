@@ -28,11 +28,16 @@ class Segmenter:
     info: dict = field(default_factory=dict)
     forward: object = None  # a backend from bibcrop.inference; None = the Keras model
 
-    def labels(self, image: np.ndarray) -> np.ndarray:
-        """int32 LIP labels [H, W] for a uint8 RGB image, at the image's size."""
+    def labels(self, image: np.ndarray, square: bool = False) -> np.ndarray:
+        """int32 LIP labels [H, W] for a uint8 RGB image, at the image's size.
+
+        ``square`` pads every image to one ``max_side`` square: regions of many shapes
+        (``refine``) then share one traced graph or one converted LiteRT file.
+        """
         from bibcrop.model.serving import predict_labels
 
-        return predict_labels(self.forward or self.model, image, max_side=self.max_side)
+        model = self.forward or self.model
+        return predict_labels(model, image, max_side=self.max_side, square=square)
 
     def labels_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Labels for several photos, batched where their sizes agree."""
