@@ -6,10 +6,18 @@ anonymous ``DataLossError`` training would hit hours later.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from bibcrop.data.tfrecords import read_manifest
+from bibcrop.tracking.lineage import file_sha256
+
+
+def manifest_shards(tfrecord_dir: Path) -> Iterator[tuple[Path, dict]]:
+    """Every shard the manifest lists, with its manifest entry (records, sha256)."""
+    for info in read_manifest(tfrecord_dir)["splits"].values():
+        for entry in info["shards"]:
+            yield tfrecord_dir / entry["file"], entry
 
 
 def check_shard(path: Path, expected: dict) -> dict:
@@ -21,7 +29,7 @@ def check_shard(path: Path, expected: dict) -> dict:
     if not path.is_file():
         result["problems"].append("missing: rebuild with `bibcrop tfrecords`")
         return result
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected["sha256"]:
+    if file_sha256(path) != expected["sha256"]:
         result["problems"].append("sha256 differs from manifest.json")
     try:
         for record in tf.data.TFRecordDataset(str(path)):
@@ -39,12 +47,7 @@ def check_shard(path: Path, expected: dict) -> dict:
 
 def validate_shards(tfrecord_dir: str | Path) -> dict:
     """``{"ok": bool, "shards": [...], "bad": [file names]}``."""
-    tfrecord_dir = Path(tfrecord_dir)
-    manifest = read_manifest(tfrecord_dir)
-    shards = []
-    for info in manifest["splits"].values():
-        for entry in info["shards"]:
-            shards.append(check_shard(tfrecord_dir / entry["file"], entry))
+    shards = [check_shard(path, entry) for path, entry in manifest_shards(Path(tfrecord_dir))]
     bad = [s["file"] for s in shards if s["problems"]]
     return {"ok": not bad, "shards": shards, "bad": bad}
 
@@ -59,15 +62,10 @@ def check_checksums(tfrecord_dir: str | Path) -> None:
     Reads each shard once (no decoding: ~1 s per GB), so a flipped byte stops training
     before it starts, naming the shard, instead of a ``DataLossError`` mid-epoch.
     """
-    from bibcrop.tracking.lineage import file_sha256
-
-    tfrecord_dir = Path(tfrecord_dir)
-    for info in read_manifest(tfrecord_dir)["splits"].values():
-        for entry in info["shards"]:
-            path = tfrecord_dir / entry["file"]
-            if not path.is_file() or file_sha256(path) != entry["sha256"]:
-                state = "is missing" if not path.is_file() else "differs from manifest.json"
-                raise CorruptShardError(
-                    f"{path} {state}: run `bibcrop validate` to find the bad record, then "
-                    "rebuild with `bibcrop tfrecords` (or `dvc repro tfrecords`)"
-                )
+    for path, entry in manifest_shards(Path(tfrecord_dir)):
+        if not path.is_file() or file_sha256(path) != entry["sha256"]:
+            state = "is missing" if not path.is_file() else "differs from manifest.json"
+            raise CorruptShardError(
+                f"{path} {state}: run `bibcrop validate` to find the bad record, then "
+                "rebuild with `bibcrop tfrecords` (or `dvc repro tfrecords`)"
+            )
