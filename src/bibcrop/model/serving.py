@@ -8,6 +8,7 @@ before the argmax, never the labels.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Sequence
 
@@ -18,7 +19,6 @@ MEAN_PIXEL = 127.5
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ALIGN = 16
-_UPSAMPLED_ARGMAX = None  # traced on first use (TensorFlow backend)
 
 
 def padded_size(n: int) -> int:
@@ -107,26 +107,23 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     single = batch.ndim == 3
     batch = batch[None] if single else batch
     if keras.backend.backend() != "tensorflow":
-        out = keras.ops.argmax(keras.ops.image.resize(batch, size), axis=-1)
-        labels = keras.ops.convert_to_numpy(out).astype(np.int32)
+        labels = np.argmax(_resize(batch, size), axis=-1).astype(np.int32)
     else:
         labels = _traced_upsampled_argmax()(batch, np.array(size, np.int32)).numpy()
     return labels[0] if single else labels
 
 
+@functools.cache
 def _traced_upsampled_argmax():
-    global _UPSAMPLED_ARGMAX
-    if _UPSAMPLED_ARGMAX is None:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        def labels(batch, target):
-            resized = tf.image.resize(batch, target, method="bilinear")
-            return tf.argmax(resized, axis=-1, output_type=tf.int32)
+    def labels(batch, target):
+        resized = tf.image.resize(batch, target, method="bilinear")
+        return tf.argmax(resized, axis=-1, output_type=tf.int32)
 
-        signature = [tf.TensorSpec([None, None, None, None], tf.float32),
-                     tf.TensorSpec([2], tf.int32)]  # fmt: skip
-        _UPSAMPLED_ARGMAX = tf.function(labels, input_signature=signature)
-    return _UPSAMPLED_ARGMAX
+    signature = [tf.TensorSpec([None, None, None, None], tf.float32),
+                 tf.TensorSpec([2], tf.int32)]  # fmt: skip
+    return tf.function(labels, input_signature=signature)
 
 
 def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
