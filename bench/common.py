@@ -53,3 +53,9 @@ def append_result(bench: str, context: str, table: str) -> None:
 
 
 LOG_HEADING = "## Benchmark log"
+
+
+def report(bench: str, context: str, header: list[str], rows: list[list]) -> None:
+    """Every benchmark's ending: print the context line and the table, then log both."""
+    print(context)
+    append_result(bench, context, print_table(header, rows))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_result, machine, print_table, today, versions
+from common import machine, report, today, versions
 
 
 def make_photos(folder: Path, count: int, width: int, height: int) -> None:
@@ -114,10 +114,8 @@ def main() -> None:
     context = (f"{today()}, {machine()}, {versions()}, backend {args.backend}, batch "
                f"{args.batch_size}, grain {args.grain}, "
                f"model {args.model or 'default, random weights'}")  # fmt: skip
-    print(context)
     header = ["photo size", "MB/photo", "photos", "stage photos/s", "floor photos/s"]
-    header.append("stage / floor")
-    append_result("crop", context, print_table(header, rows))
+    report("crop", context, [*header, "stage / floor"], rows)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 its label agreement with Keras over the synthetic val images.
 
 Profile of one photo: reduced JPEG decode, resize to the 513 cap (+16k+1 padding),
-forward, logits upsampled to the reduced photo, argmax. Agreement decides the crop
+forward, logits upsampled to the reduced photo and argmax (one traced graph), as
+:mod:`bibcrop.model.serving` runs them. Agreement decides the crop
 stage's default backend (it must give Keras's label on >= 99.9% of pixels).
 
     python bench/infer.py [--model models/export/model.keras] [--images 48]
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import append_result, machine, print_table, today, versions
+from common import machine, report, today, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,25 +32,27 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def profile(forward, photo: Path, repeats: int) -> list[str]:
-    import keras
 
     from bibcrop.crop import photos
     from bibcrop.model import serving
 
     reduced = photos.load_reduced(photo, 513)
     h, w = serving.scaled_size(*reduced.shape[:2], 513)
-    x = keras.ops.convert_to_numpy(keras.ops.image.resize(reduced[None].astype("float32"), (h, w)))
+    x = serving._resize(reduced[None].astype("float32"), (h, w))
     ph, pw = serving.padded_size(h), serving.padded_size(w)
-    padded = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=127.5)
+    pad = ((0, 0), (0, ph - h), (0, pw - w), (0, 0))
+    padded = np.pad(x, pad, constant_values=serving.MEAN_PIXEL)
     logits = serving.run_forward(forward, padded)[:, :h, :w]
-    up = serving._resize(logits, reduced.shape[:2])
-    square = np.full((1, 513, 513, 3), 127.5, np.float32)
+    square = np.full((1, 513, 513, 3), serving.MEAN_PIXEL, np.float32)
     steps = {
         "decode (draft)": lambda: photos.load_reduced(photo, 513),
-        "resize+pad": lambda: serving._resize(reduced[None].astype("float32"), (h, w)),
+        "resize+pad": lambda: np.pad(
+            serving._resize(reduced[None].astype("float32"), (h, w)),
+            pad,
+            constant_values=serving.MEAN_PIXEL,
+        ),  # fmt: skip
         "forward": lambda: serving.run_forward(forward, padded),
-        "upsample logits": lambda: serving._resize(logits, reduced.shape[:2]),
-        "argmax": lambda: np.argmax(up, axis=-1),
+        "upsample+argmax": lambda: serving.upsampled_argmax(logits, reduced.shape[:2]),
         "forward 513x513": lambda: serving.run_forward(forward, square),
     }
     return [f"{_median_ms(fn, repeats):.1f}" for fn in steps.values()]
@@ -91,11 +94,10 @@ def main() -> None:
             rows.append([name, f"{rate:.1f}", f"{first_pass:.1f}", f"{100 * agree:.3f}%",
                          *profile(forward, race, args.repeats)])  # fmt: skip
     header = ["backend", "val images/s", "first pass s (incl. conversion)", "labels = Keras",
-              "decode ms", "resize+pad ms", "forward ms", "upsample ms", "argmax ms",
+              "decode ms", "resize+pad ms", "forward ms", "upsample+argmax ms",
               "forward 513x513 ms"]  # fmt: skip
     context = f"{today()}, {machine()}, {versions()}, {len(images)} val images, {args.model}"
-    print(context)
-    append_result("infer", context, print_table(header, rows))
+    report("infer", context, header, rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_result, machine, print_table, today, versions
+from common import machine, report, today, versions
+
+CANVAS = 641  # on-device canvas: a 640x480 image is padded, never shrunk
 
 
 def make_shards(root: Path, images: int) -> Path:
@@ -40,7 +42,7 @@ def measure(tfrecords: Path, threads: int, crop: int, batches: int, on_device: b
             f"paths.tfrecords={tfrecords}",
             f"dataset.crop_size=[{crop},{crop}]",
             f"augment.on_device={str(on_device).lower()}",
-            "augment.canvas=641",
+            f"augment.canvas={CANVAS}",
         ]
     )
     options = tf.data.Options()
@@ -73,12 +75,12 @@ def main() -> None:
         for threads in args.threads:
             rate = measure(shards, threads, args.crop, args.batches, args.on_device)
             rows.append([threads, f"{rate:.0f}", f"{rate / threads:.0f}"])
-    mode = "decode + pad to 641 canvas (augment.on_device)" if args.on_device else "CPU augment"
+    mode = (
+        f"decode + pad to {CANVAS} canvas (augment.on_device)" if args.on_device else "CPU augment"
+    )
     context = (f"{today()}, {machine()}, {versions()}, 640x480 JPEG -> {args.crop}x{args.crop}, "
                f"{mode}")  # fmt: skip
-    print(context)
-    table = print_table(["threads", "images/s", "images/s per core"], rows)
-    append_result("input_pipeline", context, table)
+    report("input_pipeline", context, ["threads", "images/s", "images/s per core"], rows)
 
 
 if __name__ == "__main__":

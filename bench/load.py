@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_result, machine, print_table, today, versions
+from common import machine, report, today, versions
 
 
 def main() -> None:
@@ -36,8 +36,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
         rows.append([count, f"{seconds:.1f}", f"{1000 * seconds / count:.2f}"])
     context = f"{today()}, {machine()}, {versions()}, {args.workers} workers, 40x32 pairs"
-    print(context)
-    append_result("load (tfrecords)", context, print_table(["pairs", "s", "s per 1,000"], rows))
+    report("load (tfrecords)", context, ["pairs", "s", "s per 1,000"], rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import time
 
 import numpy as np
-from common import append_result, machine, print_table, today, versions
+from common import machine, report, today, versions
 
 CONFIGS = {
     "mobilenetv2 DeepLabv3 (PASCAL layout)": [
@@ -71,9 +71,12 @@ def main() -> None:
         rows.append([name, f"{model.count_params():,}", f"{madds / 1e9:.2f}B",
                      f"{1000 * np.median(times):.0f}"])  # fmt: skip
     context = f"{today()}, {machine()}, {versions()}, input {args.size}x{args.size}, batch 1"
-    print(context)
-    table = print_table(["model", "params", "multiply-adds", "CPU forward ms (median)"], rows)
-    append_result("model_forward", context, table)
+    report(
+        "model_forward",
+        context,
+        ["model", "params", "multiply-adds", "CPU forward ms (median)"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

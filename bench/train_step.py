@@ -14,7 +14,7 @@ import argparse
 import time
 
 import numpy as np
-from common import append_result, machine, print_table, today
+from common import machine, report, today
 
 
 def main() -> None:
@@ -48,13 +48,12 @@ def main() -> None:
     float(np.asarray(loss))  # wait for the device
     seconds = (time.perf_counter() - start) / args.steps
     context = f"{today()}, {machine()}, Keras {keras.__version__} ({keras.backend.backend()})"
-    print(context)
-    table = print_table(
+    report(
+        "train_step", context,
         ["backbone", "size", "batch", "precision", "xla", "ms/step", "images/s"],
         [[args.backbone, args.size, args.batch, args.precision or "fp32", args.xla,
           f"{1000 * seconds:.0f}", f"{args.batch / seconds:.1f}"]],
     )  # fmt: skip
-    append_result("train_step", context, table)
 
 
 if __name__ == "__main__":
