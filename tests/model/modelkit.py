@@ -1,10 +1,8 @@
-"""Tiny model configs and the reference checkpoint lists, shared by the model tests."""
+"""The reference checkpoint lists, shared by the model tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from tinydata import TINY, tiny_cfg  # noqa: F401  (re-exported for the model tests)
 
 
 def reference_shapes(stem: str) -> dict[str, tuple[int, ...]]:

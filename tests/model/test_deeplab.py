@@ -1,7 +1,8 @@
 import keras
 import numpy as np
 import pytest
-from modelkit import reference_shapes, tiny_cfg
+from modelkit import reference_shapes
+from tinydata import tiny_cfg
 
 from bibcrop.config import compose_config
 from bibcrop.model import build_model, features_model

@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from modelkit import TINY
+from tinydata import TINY
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
 
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_jax_backend_gives_the_same_logits(tmp_path):
     import keras
-    from modelkit import tiny_cfg
+    from tinydata import tiny_cfg
 
     from bibcrop.model import build_model
 
