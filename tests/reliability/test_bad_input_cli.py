@@ -17,15 +17,9 @@ from bibcrop.cli import main
 
 
 @pytest.fixture(scope="module")
-def tiny_keras(tmp_path_factory):
-    import keras
-    from tinydata import tiny_cfg
-
-    from bibcrop.model import build_model
-
-    keras.utils.set_random_seed(0)
+def tiny_keras(tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_model(tiny_cfg()).save(path)
+    tiny_model.save(path)
     return path
 
 

@@ -30,13 +30,9 @@ PHOTOS = 24
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_model):
     """Tiny synthetic LIP zips, race photos and a tiny .keras model, shared by the runs."""
-    import keras
-    from tinydata import tiny_cfg
-
     from bibcrop.cli import main
-    from bibcrop.model import build_model
 
     root = tmp_path_factory.mktemp("world")
     assert main(["synthesize", f"paths.synthetic={root / 'synthetic'}",
@@ -44,8 +40,7 @@ def world(tmp_path_factory):
                  f"synth.race.num_photos={PHOTOS}", "synth.race.width=480",
                  "synth.race.height=320",
                  f"hydra.run.dir={root / 'hydra'}"]) == 0  # fmt: skip
-    keras.utils.set_random_seed(0)
-    build_model(tiny_cfg()).save(root / "tiny.keras")
+    tiny_model.save(root / "tiny.keras")
     return root
 
 
