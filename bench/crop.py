@@ -76,8 +76,8 @@ def main() -> None:
     from bibcrop.crop import photos
     from bibcrop.crop.batch import CropJob, run_folder
     from bibcrop.crop.roi import RoiSettings
-    from bibcrop.crop.segmenter import Segmenter
     from bibcrop.inference import make_forward
+    from bibcrop.inference.loading import Segmenter
     from bibcrop.model import build_model
 
     cfg = compose_config([])

@@ -3,7 +3,7 @@ its label agreement with Keras over the synthetic val images.
 
 Profile of one photo: reduced JPEG decode, resize to the 513 cap (+16k+1 padding),
 forward, logits upsampled to the reduced photo and argmax (one traced graph), as
-:mod:`bibcrop.model.serving` runs them. Agreement decides the crop
+:mod:`bibcrop.inference.predict` runs them. Agreement decides the crop
 stage's default backend (it must give Keras's label on >= 99.9% of pixels).
 
     python bench/infer.py [--model models/export/model.keras] [--images 48]
@@ -34,7 +34,7 @@ def _median_ms(fn, repeats: int) -> float:
 def profile(forward, photo: Path, repeats: int) -> list[str]:
 
     from bibcrop.crop import photos
-    from bibcrop.model import serving
+    from bibcrop.inference import predict as serving
 
     reduced = photos.load_reduced(photo, 513)
     h, w = serving.scaled_size(*reduced.shape[:2], 513)
@@ -71,7 +71,7 @@ def main() -> None:
     import bibcrop.model  # noqa: F401
     from bibcrop.crop import photos
     from bibcrop.inference import BACKENDS, make_forward
-    from bibcrop.model import serving
+    from bibcrop.inference import predict as serving
     from bibcrop.tracking.lineage import file_sha256
 
     model = keras.saving.load_model(args.model, compile=False, safe_mode=True)

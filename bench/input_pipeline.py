@@ -21,10 +21,9 @@ CANVAS = 641  # on-device canvas: a 640x480 image is padded, never shrunk
 def make_shards(root: Path, images: int) -> Path:
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from tinydata import write_extracted  # noqa: E402  (test helper, reused for data)
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: tests.helpers
     from bibcrop.data.tfrecords import build
+    from tests.helpers.tinydata import write_extracted  # noqa: E402  (test helper, reused for data)
 
     extracted = write_extracted(root / "extracted", {"train": images}, size=(480, 640))
     build(extracted, root / "tfrecords", {"train": 4}, workers=2)
@@ -35,7 +34,7 @@ def measure(tfrecords: Path, threads: int, crop: int, batches: int, on_device: b
     import tensorflow as tf
 
     from bibcrop.config import compose_config
-    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.data.input_pipeline import make_dataset
 
     cfg = compose_config(
         [

@@ -22,10 +22,9 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from tinydata import write_extracted  # test helper, reused for data
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: tests.helpers
     from bibcrop.data.tfrecords import build
+    from tests.helpers.tinydata import write_extracted  # test helper, reused for data
 
     rows = []
     for count in args.counts:

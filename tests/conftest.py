@@ -21,7 +21,6 @@ import pytest  # noqa: E402
 absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -72,9 +71,9 @@ def client(store):
 def tiny_model():
     """The real builder with narrow channels, seeded."""
     import keras
-    from tinydata import tiny_cfg
 
     from bibcrop.model import build_model
+    from tests.helpers.tinydata import tiny_cfg
 
     keras.utils.set_random_seed(0)
     return build_model(tiny_cfg())
@@ -83,9 +82,8 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` (sqlite store, served artifacts) on 127.0.0.1, a free port."""
-    from tinydata import free_port
-
     from bibcrop.tracking.server import start
+    from tests.helpers.tinydata import free_port
 
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()

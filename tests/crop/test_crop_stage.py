@@ -14,8 +14,8 @@ from bibcrop.config import compose_config
 from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import load_full
 from bibcrop.crop.roi import RoiSettings
-from bibcrop.crop.segmenter import ModelSourceError, Segmenter
-from bibcrop.labels import CLASS_IDS as C
+from bibcrop.data.lip_dataset import CLASS_IDS as C
+from bibcrop.inference.loading import ModelSourceError, Segmenter
 from bibcrop.tracking.lineage import file_sha256
 
 

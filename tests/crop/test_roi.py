@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bibcrop.crop.roi import RoiSettings, photo_boxes, raw_boxes
-from bibcrop.labels import CLASS_IDS as C
+from bibcrop.data.lip_dataset import CLASS_IDS as C
 
 
 def runner(labels, x, top, torso="UpperClothes", pants="Pants", w=10, h=12):

@@ -3,7 +3,7 @@ from PIL import Image
 
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.crop.truth import truth_records
-from bibcrop.labels import CLASS_IDS as C
+from bibcrop.data.lip_dataset import CLASS_IDS as C
 
 
 def test_truth_maps_measure_bib_retention_without_a_model(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tinydata import write_extracted
+from tests.helpers.tinydata import write_extracted
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bibcrop.data.ingest import Root, find_split, pair_jobs, read_id_list
+from bibcrop.data.discovery import Root, find_split, pair_jobs, read_id_list
 
 
 def touch(root: Path, *names: str) -> None:

@@ -4,8 +4,8 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 
 from bibcrop.config import compose_config
-from bibcrop.data.pipeline import augment, flip_pair, make_dataset
-from bibcrop.labels import CLASS_IDS
+from bibcrop.data.input_pipeline import augment, flip_pair, make_dataset
+from bibcrop.data.lip_dataset import CLASS_IDS
 
 AUG = OmegaConf.create(
     {"min_scale": 0.5, "max_scale": 2.0, "scale_step": 0.25, "flip": True, "mean_pixel": 127.5}
@@ -71,7 +71,7 @@ def test_eval_batches_are_padded_to_the_eval_size(cfg):
 
 
 def test_windowed_jpeg_decode_gives_the_same_crop_as_full_decode(shards):
-    from bibcrop.data.pipeline import FEATURE_SPEC, augment_encoded, decode_record
+    from bibcrop.data.input_pipeline import FEATURE_SPEC, augment_encoded, decode_record
     from bibcrop.data.tfrecords import shard_paths
 
     record = next(iter(tf.data.TFRecordDataset([str(p) for p in shard_paths(shards, "train")])))

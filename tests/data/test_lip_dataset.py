@@ -1,6 +1,6 @@
 import numpy as np
 
-from bibcrop import labels
+from bibcrop.data import lip_dataset as labels
 
 
 def test_twenty_classes_in_lip_order():

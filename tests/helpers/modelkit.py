@@ -7,7 +7,7 @@ from pathlib import Path
 
 def reference_shapes(stem: str) -> dict[str, tuple[int, ...]]:
     """Name -> shape of a reference checkpoint's model tensors (optimizer slots left out)."""
-    path = Path(__file__).parents[1] / "data" / "deeplab-reference" / f"{stem}_variables.tsv"
+    path = Path(__file__).parents[1] / "fixtures" / "deeplab-reference" / f"{stem}_variables.tsv"
     rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()[1:]]
     return {
         name: tuple(int(d) for d in shape.split(",")) if shape else ()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bibcrop.inference import litert, make_forward
-from bibcrop.model import serving
+from bibcrop.inference import predict as serving
 
 
 def _photos():

@@ -1,6 +1,6 @@
 import numpy as np
 
-from bibcrop.model import serving
+from bibcrop.inference import predict as serving
 
 
 def _photo(h, w, seed=0):

@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 
-from bibcrop.evaluation.tta import flip_channels, tta_logits
-from bibcrop.labels import CLASS_IDS, flip_lut
+from bibcrop.data.lip_dataset import CLASS_IDS, flip_lut
+from bibcrop.inference.tta import flip_channels, tta_logits
 
 
 def test_flip_channels_mirrors_and_swaps_left_right():

@@ -1,12 +1,12 @@
 import keras
 import numpy as np
 import pytest
-from modelkit import reference_shapes
-from tinydata import tiny_cfg
 
 from bibcrop.config import compose_config
 from bibcrop.model import build_model, features_model
 from bibcrop.model.names import weight_table
+from tests.helpers.modelkit import reference_shapes
+from tests.helpers.tinydata import tiny_cfg
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from tinydata import TINY
+
+from tests.helpers.tinydata import TINY
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
 
@@ -29,9 +30,9 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_jax_backend_gives_the_same_logits(tmp_path):
     import keras
-    from tinydata import tiny_cfg
 
     from bibcrop.model import build_model
+    from tests.helpers.tinydata import tiny_cfg
 
     keras.utils.set_random_seed(7)
     model = build_model(tiny_cfg())

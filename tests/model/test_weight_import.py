@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from modelkit import reference_shapes
 
 from bibcrop.config import compose_config
 from bibcrop.model import build_model
-from bibcrop.model import checkpoints as ckpt
+from bibcrop.model import weight_import as ckpt
 from bibcrop.model.names import weight_table
+from tests.helpers.modelkit import reference_shapes
 
 
 def write_tf1_checkpoint(prefix, stem, seed=0):

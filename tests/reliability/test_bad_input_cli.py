@@ -50,9 +50,8 @@ def test_a_value_of_the_wrong_type_names_the_key(tmp_path, capsys):
 
 
 def test_num_classes_smaller_than_the_data_stops_training_at_start_up(tmp_path, capsys):
-    from tinydata import write_extracted
-
     from bibcrop.data.tfrecords import build
+    from tests.helpers.tinydata import write_extracted
 
     extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
     build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
@@ -99,9 +98,8 @@ def test_a_model_uri_not_in_the_registry_lists_what_exists(tmp_path, tiny_keras,
 
 
 def test_a_flipped_byte_in_a_shard_stops_training_at_start_up_naming_it(tmp_path, capsys):
-    from tinydata import write_extracted
-
     from bibcrop.data.tfrecords import build
+    from tests.helpers.tinydata import write_extracted
 
     extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
     build(extracted, tmp_path / "tfrecords", {"train": 2, "val": 1}, workers=1)

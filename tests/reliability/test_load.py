@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     import bibcrop.model
     from bibcrop.crop.batch import CropJob, run_folder
     from bibcrop.crop.roi import RoiSettings
-    from bibcrop.crop.segmenter import Segmenter
+    from bibcrop.inference.loading import Segmenter
     from bibcrop.inference import make_forward
 
     photos, out, model_path, cache = (Path(a) for a in sys.argv[1:5])

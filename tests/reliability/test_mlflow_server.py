@@ -10,10 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from tinydata import TINY, free_port, write_extracted
 
 from bibcrop.config import compose_config
 from bibcrop.tracking import server
+from tests.helpers.tinydata import TINY, free_port, write_extracted
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ import time
 import keras
 import numpy as np
 import pytest
-from tinydata import write_extracted
 
 from bibcrop.config import compose_config
 from bibcrop.data.tfrecords import build
+from tests.helpers.tinydata import write_extracted
 
 TINY_MODEL = [
     "model.backbone.depth_multiplier=0.35",
@@ -89,8 +89,8 @@ def test_train_evaluate_export_register_and_load_the_champion(data, store, clien
     import mlflow.keras
 
     import bibcrop.model  # noqa: F401
-    from bibcrop.export.saved_model import load_serving, predict_with_saved_model
-    from bibcrop.model.serving import predict_labels
+    from bibcrop.inference.predict import predict_labels
+    from bibcrop.inference.saved_model import load_serving, predict_with_saved_model
 
     name = cfg.mlflow.registered_model_name
     champion = mlflow.keras.load_model(f"models:/{name}@champion")

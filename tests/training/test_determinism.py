@@ -14,9 +14,9 @@ SCRIPT = textwrap.dedent("""
     import hashlib, sys
     from pathlib import Path
     import keras, numpy as np
-    from tinydata import write_extracted
+    from tests.helpers.tinydata import write_extracted
     from bibcrop.config import compose_config
-    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.data.input_pipeline import make_dataset
     from bibcrop.data.tfrecords import build
     from bibcrop.training import runtime
     from bibcrop.training.trainer import build_training_model
@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def train_hash(tmp_path, repo_root, mode: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo_root / "tests"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode],
                           capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

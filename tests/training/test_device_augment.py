@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bibcrop.labels import CLASS_IDS as C
-from bibcrop.labels import flip_lut
+from bibcrop.data.lip_dataset import CLASS_IDS as C
+from bibcrop.data.lip_dataset import flip_lut
 from bibcrop.training.device_augment import DeviceAugment
 
 
@@ -64,11 +64,10 @@ def test_labels_stay_in_the_label_set_under_any_scale():
 
 @pytest.mark.slow
 def test_training_with_on_device_augmentation(tmp_path, store):
-    from tinydata import TINY, write_extracted
-
     from bibcrop.config import compose_config
     from bibcrop.data.tfrecords import build
     from bibcrop.stages import train
+    from tests.helpers.tinydata import TINY, write_extracted
 
     extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
     build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from bibcrop.labels import CLASS_IDS
+from bibcrop.data.lip_dataset import CLASS_IDS
 
 MODES = ("torso_pants", "torso_to_bottom", "per_runner")
 

@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from bibcrop.crop import photos
+from bibcrop.data.lip_dataset import colorize
 from bibcrop.evaluation.plots import save_figure
-from bibcrop.labels import colorize
 
 
 def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path | None:

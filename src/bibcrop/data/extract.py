@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bibcrop.atomic import remove_stale_temps, write_bytes, write_text
-from bibcrop.data.ingest import (
+from bibcrop.data.discovery import (
     PairJob,
     Root,
     SplitFiles,

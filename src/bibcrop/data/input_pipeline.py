@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from bibcrop.labels import IGNORE_LABEL, flip_lut
+from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_lut
 from bibcrop.project import resolve
 
 FEATURE_SPEC = {

@@ -23,7 +23,7 @@ def manifest_shards(tfrecord_dir: Path) -> Iterator[tuple[Path, dict]]:
 def check_shard(path: Path, expected: dict) -> dict:
     import tensorflow as tf
 
-    from bibcrop.data.pipeline import decode_record
+    from bibcrop.data.input_pipeline import decode_record
 
     result = {"file": path.name, "records": 0, "problems": []}
     if not path.is_file():

@@ -161,7 +161,7 @@ def shard_paths(tfrecord_dir: Path, split: str) -> list[Path]:
 
 def iterate_split(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
     """(filename, image uint8 [H,W,3], label uint8 [H,W]) for each record, in shard order."""
-    from bibcrop.data.pipeline import decode_record, raw_records
+    from bibcrop.data.input_pipeline import decode_record, raw_records
 
     records = raw_records(shard_paths(tfrecord_dir, split))
     if limit:

@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from bibcrop import atomic
+from bibcrop.data.lip_dataset import CLASS_NAMES
 from bibcrop.evaluation import metrics, plots
-from bibcrop.evaluation.tta import tta_labels
-from bibcrop.labels import CLASS_NAMES
+from bibcrop.inference.tta import tta_labels
 from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from bibcrop.labels import CLASS_NAMES, IGNORE_LABEL
+from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL
 
 
 def confusion_accumulator(num_classes: int) -> keras.metrics.MeanIoU:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from bibcrop import atomic
-from bibcrop.labels import CLASS_NAMES, PALETTE, colorize
+from bibcrop.data.lip_dataset import CLASS_NAMES, PALETTE, colorize
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:

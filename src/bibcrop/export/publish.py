@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from bibcrop import atomic
 from bibcrop.evaluation.evaluator import METRICS_FILE
-from bibcrop.export.saved_model import write_saved_model
+from bibcrop.inference.saved_model import write_saved_model
 from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Pick the forward pass by name: ``keras`` (the model as trained) or ``litert``.
 
 Every backend is a callable ``float32 [B,H,W,3] -> float32 logits`` that
-:func:`bibcrop.model.serving.predict_logits` accepts in place of the model, so the serving
+:func:`bibcrop.inference.predict.predict_logits` accepts in place of the model, so the serving
 path (cap, pad, unpad, upsample, argmax) is the same for all. Each backend's labels are
 checked against Keras in tests/inference (>= 99.9% equal pixels).
 """

@@ -34,14 +34,14 @@ class Segmenter:
         ``square`` pads every image to one ``max_side`` square: regions of many shapes
         (``refine``) then share one traced graph or one converted LiteRT file.
         """
-        from bibcrop.model.serving import predict_labels
+        from bibcrop.inference.predict import predict_labels
 
         model = self.forward or self.model
         return predict_labels(model, image, max_side=self.max_side, square=square)
 
     def labels_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Labels for several photos, batched where their sizes agree."""
-        from bibcrop.model.serving import predict_many
+        from bibcrop.inference.predict import predict_many
 
         return predict_many(self.forward or self.model, images, max_side=self.max_side)
 

@@ -141,6 +141,6 @@ def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
 
 def flip_logits(logits: np.ndarray) -> np.ndarray:
     """Mirror logits left-right and swap the left/right class channels back."""
-    from bibcrop.evaluation.tta import flip_channels
+    from bibcrop.inference.tta import flip_channels
 
     return flip_channels(logits)

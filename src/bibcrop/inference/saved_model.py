@@ -2,7 +2,7 @@
 
 ``ImageTensor`` uint8 [H, W, 3] -> ``SemanticPredictions`` int32 [H, W] at the input size,
 usable from plain TensorFlow or TF Serving without bibcrop installed. The graph does what
-:func:`bibcrop.model.serving.predict_logits` does (cap the long side, run, upsample the
+:func:`bibcrop.inference.predict.predict_logits` does (cap the long side, run, upsample the
 logits) and can bake in flip (with the left/right swap) and multi-scale TTA, as the
 original's ``add_flipped_images`` / ``inference_scales`` export flags did. This module is
 TensorFlow tooling, outside the backend-agnostic model code.
@@ -18,8 +18,8 @@ import keras
 import numpy as np
 
 from bibcrop.atomic import temp_name
-from bibcrop.labels import flip_lut
-from bibcrop.model.serving import MEAN_PIXEL, padded_size
+from bibcrop.data.lip_dataset import flip_lut
+from bibcrop.inference.predict import MEAN_PIXEL, padded_size
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"

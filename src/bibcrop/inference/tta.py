@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from bibcrop.labels import flip_lut
+from bibcrop.data.lip_dataset import flip_lut
 
 
 def flip_channels(logits: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def tta_logits(
     flip: bool = False,
 ) -> np.ndarray:
     """Mean float32 logits [H,W,C] at ``image``'s size over scales and (optionally) flips."""
-    from bibcrop.model.serving import predict_logits
+    from bibcrop.inference.predict import predict_logits
 
     h, w = image.shape[:2]
     total = None

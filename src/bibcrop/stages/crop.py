@@ -17,7 +17,7 @@ from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import not_photos
 from bibcrop.crop.report import summarize, summary_line, write_annotations
 from bibcrop.crop.roi import RoiSettings
-from bibcrop.crop.segmenter import load_segmenter
+from bibcrop.inference.loading import load_segmenter
 from bibcrop.project import resolve
 
 REPORT = "crop.json"

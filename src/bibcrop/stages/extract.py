@@ -12,7 +12,7 @@ import logging
 from omegaconf import DictConfig
 
 from bibcrop.atomic import write_json
-from bibcrop.data.lip import Settings, ingest, summary_line
+from bibcrop.data.extract import Settings, ingest, summary_line
 from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import time
 
 from omegaconf import DictConfig
 
-from bibcrop.data.lip import usable_cores
+from bibcrop.data.extract import usable_cores
 from bibcrop.data.tfrecords import build
 from bibcrop.project import resolve
 

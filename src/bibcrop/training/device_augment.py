@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bibcrop.labels import IGNORE_LABEL, flip_lut
+from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_lut
 
 
 @keras.saving.register_keras_serializable(package="bibcrop")

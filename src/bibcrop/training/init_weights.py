@@ -14,12 +14,12 @@ log = logging.getLogger(__name__)
 
 def load_initial_weights(model: keras.Model, cfg: DictConfig):
     """Import the configured weights and print the report; ``None`` when training from scratch."""
-    from bibcrop.model import checkpoints
+    from bibcrop.model import weight_import
 
     train = cfg.train
     if train.get("init_checkpoint"):
-        tensors = checkpoints.read_tf1_checkpoint(resolve(train.init_checkpoint))
-        report = checkpoints.import_deeplab_checkpoint(
+        tensors = weight_import.read_tf1_checkpoint(resolve(train.init_checkpoint))
+        report = weight_import.import_deeplab_checkpoint(
             model,
             tensors,
             initialize_last_layer=bool(train.initialize_last_layer),
@@ -27,7 +27,7 @@ def load_initial_weights(model: keras.Model, cfg: DictConfig):
         )
         source = train.init_checkpoint
     elif train.get("imagenet_weights"):
-        report = checkpoints.import_keras_imagenet(model, resolve(train.imagenet_weights))
+        report = weight_import.import_keras_imagenet(model, resolve(train.imagenet_weights))
         source = train.imagenet_weights
     else:
         log.info("training from scratch (train.init_checkpoint and imagenet_weights are null)")

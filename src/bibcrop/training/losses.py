@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bibcrop.labels import IGNORE_LABEL
+from bibcrop.data.lip_dataset import IGNORE_LABEL
 
 
 @keras.saving.register_keras_serializable(package="bibcrop")

@@ -113,7 +113,7 @@ def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
 
 def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> dict:
     """Run the remaining steps; returns the last logs and the measured images/s."""
-    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.data.input_pipeline import make_dataset
 
     train = cfg.train
     interval = int(train.checkpoint_every)
@@ -147,7 +147,7 @@ def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> d
 
 
 def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
-    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.data.input_pipeline import make_dataset
     from bibcrop.training.bn_recalibration import recalibrate
 
     count = int(cfg.train.get("bn_recalibration_batches", 0) or 0)

@@ -19,7 +19,7 @@ from PIL import Image
 from bibcrop import atomic
 from bibcrop.data.synthetic.background import paint_background
 from bibcrop.data.synthetic.person import Canvas, draw_runner
-from bibcrop.labels import CLASS_IDS
+from bibcrop.data.lip_dataset import CLASS_IDS
 
 BIB_CLASS = "bib_number"
 MIN_VISIBLE = 0.9
