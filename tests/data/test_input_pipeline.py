@@ -71,11 +71,11 @@ def test_eval_batches_are_padded_to_the_eval_size(cfg):
 
 
 def test_windowed_jpeg_decode_gives_the_same_crop_as_full_decode(shards):
-    from bibcrop.data.input_pipeline import FEATURE_SPEC, augment_encoded, decode_record
-    from bibcrop.data.tfrecords import shard_paths
+    from bibcrop.data.input_pipeline import augment_encoded
+    from bibcrop.data.tfrecords import decode_record, parse_record, shard_paths
 
     record = next(iter(tf.data.TFRecordDataset([str(p) for p in shard_paths(shards, "train")])))
-    parsed = tf.io.parse_single_example(record, FEATURE_SPEC)
+    parsed = parse_record(record)
     decoded = decode_record(record)
     # A continuous scale: on a grid like 0.5 the nearest-neighbour sampling hits exact
     # .5 ties, where either neighbour is right and float rounding picks one.

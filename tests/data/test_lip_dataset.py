@@ -37,3 +37,20 @@ def test_colorize_uses_palette_and_white_for_ignore():
     assert rgb[0, 1].tolist() == labels.PALETTE[2].tolist()
     assert rgb[1, 0].tolist() == labels.PALETTE[19].tolist()
     assert rgb[1, 1].tolist() == [255, 255, 255]
+
+
+def test_flip_with_swap_mirrors_and_swaps_logits_channels_and_label_values_alike():
+    import keras
+    import tensorflow as tf
+
+    logits = np.zeros((1, 3, 20), np.float32)
+    logits[0, 0, labels.CLASS_IDS["Left-leg"]] = 1.0  # Left-leg at the left edge
+    label_map = np.array([[labels.CLASS_IDS["Left-arm"], 0, 255]], np.uint8)
+    for xp in (np, keras.ops, tf.experimental.numpy):
+        out = np.asarray(labels.flip_with_swap(logits, width_axis=-2, class_axis=-1, xp=xp))
+        assert out[0, 2, labels.CLASS_IDS["Right-leg"]] == 1.0
+        assert out[0, 2, labels.CLASS_IDS["Left-leg"]] == 0.0
+        back = labels.flip_with_swap(out, width_axis=-2, class_axis=-1, xp=xp)
+        np.testing.assert_array_equal(np.asarray(back), logits)
+        flipped = np.asarray(labels.flip_with_swap(label_map, width_axis=1, xp=xp))
+        assert flipped.tolist() == [[255, 0, labels.CLASS_IDS["Right-arm"]]]

@@ -27,10 +27,3 @@ def test_batches_equal_single_images_and_mixed_sizes_keep_their_order(tiny_model
     mixed = serving.predict_many(tiny_model, [a, c, b], max_side=33)
     assert [m.shape for m in mixed] == [(40, 30), (25, 50), (40, 30)]
     np.testing.assert_array_equal(mixed[2], batch[1])
-
-
-def test_flip_logits_mirrors_and_swaps_left_and_right():
-    logits = np.zeros((2, 3, 20), np.float32)
-    logits[0, 0, 14] = 1.0  # Left-arm at the left edge
-    flipped = serving.flip_logits(logits)
-    assert flipped[0, 2, 15] == 1.0 and flipped[0, 2, 14] == 0.0

@@ -14,40 +14,9 @@ from __future__ import annotations
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_lut
+from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_with_swap
+from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
 from bibcrop.project import resolve
-
-FEATURE_SPEC = {
-    "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
-    "image/filename": tf.io.FixedLenFeature((), tf.string, default_value=""),
-    "image/format": tf.io.FixedLenFeature((), tf.string, default_value="jpeg"),
-    "image/height": tf.io.FixedLenFeature((), tf.int64, default_value=0),
-    "image/width": tf.io.FixedLenFeature((), tf.int64, default_value=0),
-    "image/segmentation/class/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
-    "image/segmentation/class/format": tf.io.FixedLenFeature((), tf.string, default_value="png"),
-}
-
-
-def raw_records(files, training: bool = False, seed: int | None = None) -> tf.data.Dataset:
-    files = [str(f) for f in files]
-    if not training:
-        return tf.data.TFRecordDataset(files)
-    names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
-    return names.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=len(files),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=seed is not None,
-    )
-
-
-def decode_record(serialized) -> dict:
-    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename``."""
-    parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-    image = tf.io.decode_jpeg(parsed["image/encoded"], channels=3)
-    label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
-    return {"image": image, "label": label, "filename": parsed["image/filename"]}
-
 
 def _scale(aug: DictConfig, seed):
     low, high, step = float(aug.min_scale), float(aug.max_scale), float(aug.scale_step)
@@ -131,9 +100,8 @@ def augment_encoded(parsed: dict, crop_size, aug: DictConfig, seed):
 
 
 def flip_pair(image, label):
-    """Mirror left-right; Left-arm becomes Right-arm and so on (labels.FLIP_PAIRS)."""
-    lut = tf.constant(flip_lut(), tf.int32)
-    return tf.reverse(image, [1]), tf.gather(lut, tf.reverse(label, [1]))
+    """Mirror left-right; Left-arm becomes Right-arm and so on (lip_dataset.FLIP_PAIRS)."""
+    return tf.reverse(image, [1]), flip_with_swap(label, width_axis=1, xp=tf.experimental.numpy)
 
 
 def eval_preprocess(image, label, eval_size, mean_pixel: float):
@@ -172,8 +140,6 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B,H,W,3] in 0..255, labels int32 [B,H,W]); with
     ``augment.on_device`` training batches are canvas dicts for :mod:`device_augment`."""
-    from bibcrop.data.tfrecords import shard_paths
-
     aug = cfg.augment
     files = shard_paths(resolve(cfg.paths.tfrecords), split)
     deterministic = seed is not None
@@ -194,7 +160,7 @@ def make_dataset(
         crop = tuple(cfg.dataset.crop_size)
 
         def train_map(index, serialized):
-            parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
+            parsed = parse_record(serialized)
             sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
             return augment_encoded(parsed, crop, aug, sample_seed)
 

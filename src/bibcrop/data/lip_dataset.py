@@ -1,4 +1,4 @@
-"""The LIP label table: one source for class ids, names, colours and flip pairs.
+"""The LIP dataset descriptor: class ids, names, colours, flip pairs and the ignore label.
 
 LIP and CIHP share these 20 labels. The original DeepLab LIP descriptor declared
 ``num_classes=19``, which silently dropped label 19 (Right-shoe); here it is 20.
@@ -72,6 +72,28 @@ def flip_lut() -> np.ndarray:
     for left, right in FLIP_PAIRS:
         lut[left], lut[right] = right, left
     return lut
+
+
+def swap_left_right(x, class_axis: int | None = None, xp=np):
+    """Swap each left class with its right twin (Left-arm <-> Right-arm, ...), nothing moved.
+
+    ``class_axis=None``: ``x`` is a label map (any int dtype, values 0..255, 255 = ignore
+    stays) and its values are swapped; returns int32. Else ``x`` holds per-class scores
+    (logits, probabilities) and its ``class_axis`` channels are permuted; dtype kept.
+    ``xp`` is the array namespace: ``numpy`` (default), ``keras.ops`` or
+    ``tf.experimental.numpy`` (inside ``tf.data``), so every caller shares this one table.
+    """
+    lut = flip_lut().astype(np.int32)
+    if class_axis is None:
+        return xp.take(lut, xp.array(x, dtype="int32"))  # TF gathers with int32 only
+    return xp.take(x, lut[: x.shape[class_axis]], axis=class_axis)
+
+
+def flip_with_swap(x, width_axis: int, class_axis: int | None = None, xp=np):
+    """Mirror ``x`` left-right along ``width_axis`` and swap the left/right classes (see
+    :func:`swap_left_right`): what a horizontal flip of the photo does to its label map or
+    logits, as DeepLab's ``flip_dim`` + LIP's flip pairs. The one flip-with-swap in bibcrop."""
+    return swap_left_right(xp.flip(x, axis=width_axis), class_axis, xp)
 
 
 def class_id(name: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from bibcrop.data.tfrecords import read_manifest
+from bibcrop.data.tfrecords import decode_record, read_manifest
 from bibcrop.tracking.lineage import file_sha256
 
 
@@ -22,8 +22,6 @@ def manifest_shards(tfrecord_dir: Path) -> Iterator[tuple[Path, dict]]:
 
 def check_shard(path: Path, expected: dict) -> dict:
     import tensorflow as tf
-
-    from bibcrop.data.input_pipeline import decode_record
 
     result = {"file": path.name, "records": 0, "problems": []}
     if not path.is_file():
@@ -53,7 +51,8 @@ def validate_shards(tfrecord_dir: str | Path) -> dict:
 
 
 class CorruptShardError(ValueError):
-    pass
+    """A TFRecord shard is missing, differs from ``manifest.json`` or cannot be read: the
+    one error for it, raised by training's start-up check and by ``bibcrop validate``."""
 
 
 def check_checksums(tfrecord_dir: str | Path) -> None:

@@ -1,4 +1,6 @@
-"""Sharded TFRecords in the schema of DeepLab's ``build_voc2012_data.py``, plus a manifest.
+"""The TFRecord module: the schema once, the writer and the reader.
+
+Sharded TFRecords in the schema of DeepLab's ``build_voc2012_data.py``, plus a manifest.
 
 Each record holds the extracted JPEG and PNG bytes unchanged (so a rebuild is
 byte-identical) under DeepLab's keys; either side reads the other's files. Shards are
@@ -24,16 +26,19 @@ from bibcrop import atomic
 
 MANIFEST = "manifest.json"
 SCHEMA = "deeplab/build_voc2012_data"
-KEYS = (
-    "image/encoded",
-    "image/filename",
-    "image/format",
-    "image/height",
-    "image/width",
-    "image/channels",
-    "image/segmentation/class/encoded",
-    "image/segmentation/class/format",
-)
+# The record schema, once: key -> (kind, default when a record lacks it). Writer
+# (:func:`example_bytes`), reader (:func:`feature_spec`) and the manifest all use it.
+FEATURES: dict[str, tuple[str, bytes | int]] = {
+    "image/encoded": ("bytes", b""),
+    "image/filename": ("bytes", b""),
+    "image/format": ("bytes", b"jpeg"),
+    "image/height": ("int64", 0),
+    "image/width": ("int64", 0),
+    "image/channels": ("int64", 3),
+    "image/segmentation/class/encoded": ("bytes", b""),
+    "image/segmentation/class/format": ("bytes", b"png"),
+}
+KEYS = tuple(FEATURES)
 
 
 def shard_name(split: str, index: int, total: int) -> str:
@@ -47,26 +52,72 @@ def shard_ids(ids: list[str], num_shards: int) -> list[list[str]]:
 
 
 def example_bytes(image: bytes, label: bytes, filename: str, height: int, width: int) -> bytes:
+    """One serialized ``tf.train.Example`` with every :data:`FEATURES` key (deterministic)."""
     import tensorflow as tf
 
-    def b(value: bytes):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def i(value: int):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-    features = {
-        "image/encoded": b(image),
-        "image/filename": b(filename.encode()),
-        "image/format": b(b"jpeg"),
-        "image/height": i(height),
-        "image/width": i(width),
-        "image/channels": i(3),
-        "image/segmentation/class/encoded": b(label),
-        "image/segmentation/class/format": b(b"png"),
+    values = {
+        "image/encoded": image,
+        "image/filename": filename.encode(),
+        "image/format": b"jpeg",
+        "image/height": height,
+        "image/width": width,
+        "image/channels": 3,
+        "image/segmentation/class/encoded": label,
+        "image/segmentation/class/format": b"png",
     }
+    features = {}
+    for key, (kind, _) in FEATURES.items():
+        if kind == "bytes":
+            features[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[values[key]]))
+        else:
+            features[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=[values[key]]))
     example = tf.train.Example(features=tf.train.Features(feature=features))
     return example.SerializeToString(deterministic=True)
+
+
+def feature_spec() -> dict:
+    """:data:`FEATURES` as ``tf.io.parse_single_example``'s spec (scalar features)."""
+    import tensorflow as tf
+
+    dtypes = {"bytes": tf.string, "int64": tf.int64}
+    return {
+        key: tf.io.FixedLenFeature((), dtypes[kind], default_value=default)
+        for key, (kind, default) in FEATURES.items()
+    }
+
+
+def parse_record(serialized) -> dict:
+    """The record's features as tensors, keyed as in :data:`FEATURES` (nothing decoded)."""
+    import tensorflow as tf
+
+    return tf.io.parse_single_example(serialized, feature_spec())
+
+
+def decode_record(serialized) -> dict:
+    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename`` (tf.string)."""
+    import tensorflow as tf
+
+    parsed = parse_record(serialized)
+    image = tf.io.decode_jpeg(parsed["image/encoded"], channels=3)
+    label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+    return {"image": image, "label": label, "filename": parsed["image/filename"]}
+
+
+def raw_records(files, training: bool = False, seed: int | None = None):
+    """``tf.data`` of serialized records: in order, or (training) shards shuffled and
+    interleaved, deterministic when ``seed`` is given."""
+    import tensorflow as tf
+
+    files = [str(f) for f in files]
+    if not training:
+        return tf.data.TFRecordDataset(files)
+    names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
+    return names.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=len(files),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=seed is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +212,6 @@ def shard_paths(tfrecord_dir: Path, split: str) -> list[Path]:
 
 def iterate_split(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
     """(filename, image uint8 [H,W,3], label uint8 [H,W]) for each record, in shard order."""
-    from bibcrop.data.input_pipeline import decode_record, raw_records
-
     records = raw_records(shard_paths(tfrecord_dir, split))
     if limit:
         records = records.take(int(limit))

@@ -137,10 +137,3 @@ def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
         for i, label in zip(indices, labels, strict=True):
             out[i] = label
     return out
-
-
-def flip_logits(logits: np.ndarray) -> np.ndarray:
-    """Mirror logits left-right and swap the left/right class channels back."""
-    from bibcrop.inference.tta import flip_channels
-
-    return flip_channels(logits)

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from bibcrop.atomic import temp_name
-from bibcrop.data.lip_dataset import flip_lut
+from bibcrop.data.lip_dataset import flip_with_swap
 from bibcrop.inference.predict import MEAN_PIXEL, padded_size
 
 INPUT_NAME = "ImageTensor"
@@ -56,7 +56,6 @@ def serving_function(
 ):
     import tensorflow as tf
 
-    lut = tf.constant(flip_lut()[: model.output_shape[-1]], dtype=tf.int32)
     scales = [float(s) for s in scales]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name=INPUT_NAME)])
@@ -67,7 +66,9 @@ def serving_function(
             total += _logits_at_scale(model, pixels, max_side, scale)
             if flip:
                 mirrored = _logits_at_scale(model, tf.reverse(pixels, [1]), max_side, scale)
-                total += tf.gather(tf.reverse(mirrored, [1]), lut, axis=-1)
+                total += flip_with_swap(
+                    mirrored, width_axis=1, class_axis=-1, xp=tf.experimental.numpy
+                )
         return {OUTPUT_NAME: tf.argmax(total, axis=-1, output_type=tf.int32)}
 
     return serve

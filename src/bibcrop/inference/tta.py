@@ -11,13 +11,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from bibcrop.data.lip_dataset import flip_lut
-
-
-def flip_channels(logits: np.ndarray) -> np.ndarray:
-    """Mirror [..., H, W, C] logits left-right and swap the left/right class channels."""
-    lut = flip_lut()[: logits.shape[-1]]
-    return logits[..., ::-1, :][..., lut]
+from bibcrop.data.lip_dataset import flip_with_swap
 
 
 def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
@@ -49,7 +43,7 @@ def tta_logits(
         for index, view in enumerate(views):
             logits = predict_logits(model, np.ascontiguousarray(view), max_side=max_side)
             if index == 1:
-                logits = flip_channels(logits)
+                logits = flip_with_swap(logits, width_axis=-2, class_axis=-1)
             if logits.shape[:2] != (h, w):
                 logits = keras.ops.convert_to_numpy(
                     keras.ops.image.resize(logits[None], (h, w), interpolation="bilinear")

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from bibcrop.data.shard_check import validate_shards
+from bibcrop.data.shard_check import CorruptShardError, validate_shards
 from bibcrop.project import resolve
-
-
-class CorruptShardError(RuntimeError):
-    pass
 
 
 def run(cfg: DictConfig) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_lut
+from bibcrop.data.lip_dataset import IGNORE_LABEL, swap_left_right
 
 
 @keras.saving.register_keras_serializable(package="bibcrop")
@@ -77,8 +77,7 @@ class DeviceAugment(keras.layers.Layer):
         marks = marks[:, :crop_h, :crop_w]
         valid = marks[..., 1] > 0.5
         out_labels = ops.where(valid, ops.cast(marks[..., 0], "int32"), IGNORE_LABEL)
-        lut = ops.convert_to_tensor(flip_lut().astype("int32"))
-        swapped = ops.take(lut, ops.clip(out_labels, 0, 255))
+        swapped = swap_left_right(ops.clip(out_labels, 0, 255), xp=ops)
         out_labels = ops.where(flipped[:, None, None], swapped, out_labels)
         out_images = ops.where(valid[..., None], moved, self.mean_pixel)
         return out_images, out_labels

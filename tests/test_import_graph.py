@@ -1,0 +1,61 @@
+"""The import graph of src/bibcrop: no cycles, function-level imports included."""
+
+from __future__ import annotations
+
+import textwrap
+
+from bibcrop.import_graph import closure, find_cycles, import_graph
+
+
+def _package(root, files: dict[str, str]):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def test_bibcrop_has_no_import_cycles():
+    cycles = find_cycles(import_graph())
+    assert not cycles, "import cycles in src/bibcrop:\n" + "\n".join(
+        " <-> ".join(group) for group in cycles
+    )
+
+
+def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
+    root = _package(
+        tmp_path / "bibcrop",
+        {
+            "__init__.py": "",
+            "a.py": "from bibcrop.b import g\n",
+            "b.py": "def g():\n    from bibcrop import a\n    return a\n",
+            "c.py": "import bibcrop.a\n",
+        },
+    )
+    graph = import_graph(root)
+    assert graph["bibcrop.b"] == {"bibcrop.a"}  # the import inside g() counts
+    assert find_cycles(graph) == [["bibcrop.a", "bibcrop.b"]]
+
+
+def test_relative_and_lazy_package_imports_are_followed(tmp_path):
+    root = _package(
+        tmp_path / "bibcrop",
+        {
+            "__init__.py": "",
+            "pkg/__init__.py": '_EXPORTS = {"thing": "impl"}\n',
+            "pkg/impl.py": "from . import helper\n",
+            "pkg/helper.py": "",
+            "user.py": "def f():\n    from bibcrop.pkg import thing\n",
+        },
+    )
+    graph = import_graph(root)
+    assert graph["bibcrop.user"] == {"bibcrop.pkg.impl"}
+    assert graph["bibcrop.pkg.impl"] == {"bibcrop.pkg.helper"}
+    assert find_cycles(graph) == []
+    assert closure(graph, ["bibcrop.user"]) == {
+        "bibcrop",
+        "bibcrop.user",
+        "bibcrop.pkg",
+        "bibcrop.pkg.impl",
+        "bibcrop.pkg.helper",
+    }
