@@ -59,6 +59,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """A matplotlib ``Figure`` as PNG, written atomically; no timestamp in the metadata, so
+    the same figure gives the same bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return write_bytes(path, buffer.getvalue())
+
+
 def remove_stale_temps(directory: str | os.PathLike) -> int:
     """Delete temp files that a killed run left behind; returns how many."""
     directory = Path(directory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bibcrop import layout
 from bibcrop.config import read_params
 from bibcrop.project import project_root
 
@@ -23,7 +24,7 @@ def summary_lines(root: Path | None = None) -> list[str]:
         lines.append(
             f"synthetic race photos: {_count_files(race, '*.jpg')} in {race.relative_to(root)}"
         )
-    extract = paths["reports"] / "extract.json"
+    extract = paths["reports"] / layout.EXTRACT_REPORT
     if extract.is_file():
         report = json.loads(extract.read_text())
         for split, info in sorted(report.get("splits", {}).items()):
@@ -62,7 +63,7 @@ def model_lines(root: Path, params: dict) -> list[str]:
     export = _read(root / params["export"]["output_dir"] / "export.json")
     if export:
         lines.append(f"registered: {export['name']} v{export['version']} @{export['alias']}")
-    crop = _read(root / params["paths"]["reports"] / "crop.json")
+    crop = _read(root / params["paths"]["reports"] / layout.CROP_REPORT)
     if crop:
         lines.append(
             f"crop ({crop['mode']}): {crop['photos']} photos, {crop['crops']} crops, "

@@ -7,9 +7,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from bibcrop.atomic import write_figure
 from bibcrop.crop import photos
 from bibcrop.data.lip_dataset import colorize
-from bibcrop.evaluation.plots import save_figure
 
 
 def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path | None:
@@ -32,12 +32,4 @@ def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path
         axes[row][0].set_title(f"{record['photo']}: {record['outcome']}", fontsize=8)
         for ax in axes[row]:
             ax.axis("off")
-    path = save_figure(fig, path)
-    try:
-        import mlflow
-
-        if mlflow.active_run() is not None:
-            mlflow.log_artifact(str(path), "crop")
-    except ImportError:
-        pass
-    return path
+    return write_figure(fig, path)

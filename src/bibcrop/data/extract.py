@@ -36,16 +36,10 @@ from bibcrop.data.discovery import (
 )
 from bibcrop.data.safezip import ZipLimits, extract_archives, remove_stale_dirs
 from bibcrop.data.validation import PairProblem, validate_pair
+from bibcrop.data.workers import usable_cores
 from bibcrop.project import resolve
 
 WORK_DIR = ".work"  # under paths.extracted; removed after a successful run
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (the affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,11 @@ def class_id(name: str) -> int:
         ) from None
 
 
-def colorize(labels: np.ndarray) -> np.ndarray:
-    """RGB image (H, W, 3) of a label map, ignore pixels in white."""
+def colorize(labels: np.ndarray, ignore_label: int = IGNORE_LABEL) -> np.ndarray:
+    """uint8 RGB image [H, W, 3] of a label map [H, W] (values 0..255): the palette per
+    class, ``ignore_label`` pixels in white, other values black."""
     labels = np.asarray(labels)
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[:NUM_CLASSES] = PALETTE
-    lut[IGNORE_LABEL] = IGNORE_COLOR
+    lut[ignore_label] = IGNORE_COLOR
     return lut[labels.astype(np.uint8)]

@@ -9,67 +9,69 @@ confusion matrix as CSV and PNG, per-class IoU bars and an overlay grid.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
-from omegaconf import DictConfig
 from tqdm import tqdm
 
-from bibcrop import atomic
-from bibcrop.data.lip_dataset import CLASS_NAMES
+from bibcrop import atomic, layout
+from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
+from bibcrop.data.tfrecords import iterate_split
 from bibcrop.evaluation import metrics, plots
 from bibcrop.inference.tta import tta_labels
-from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
-FIGURES = {
-    "confusion": "confusion_matrix.png",
-    "confusion_csv": "confusion_matrix.csv",
-    "iou": "iou_per_class.png",
-    "overlays": "overlays.png",
-}
 
 
-def load_trained_model(cfg: DictConfig) -> keras.Model:
-    import bibcrop.model  # noqa: F401  (registers the custom layers for safe_mode loading)
-    from bibcrop.training.trainer import MODEL_FILE
+@dataclass(frozen=True)
+class EvalSettings:
+    """What one evaluation does (``evaluate.*`` and ``dataset.*`` in config).
 
-    path = resolve(cfg.train.output_dir) / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `bibcrop train` (or `dvc repro train`)")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    ``max_side`` caps the long side in pixels before the model; ``scales`` and ``flip``
+    are TTA; ``max_images`` (None = all) and ``num_overlays`` bound the work and the grid;
+    ``ignore_label`` pixels are left out of every score.
+    """
+
+    split: str = "val"
+    max_side: int = 513
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    num_overlays: int = 8
+    max_images: int | None = None
+    num_classes: int = NUM_CLASSES
+    ignore_label: int = IGNORE_LABEL
 
 
-def score_split(model: keras.Model, cfg: DictConfig) -> tuple[np.ndarray, list]:
-    """Confusion matrix over the split, plus the first ``num_overlays`` predictions."""
-    from bibcrop.data.tfrecords import iterate_split
-
-    ev = cfg.evaluate
-    accumulator = metrics.confusion_accumulator(cfg.dataset.num_classes)
+def score_split(model: keras.Model, tfrecord_dir: Path, s: EvalSettings) -> tuple[np.ndarray, list]:
+    """Confusion matrix int64 ``[C,C]`` (``cm[true, pred]``, pixels) over the split, plus
+    the first ``num_overlays`` ``(name, image, label, prediction)`` tuples."""
+    accumulator = metrics.confusion_accumulator(s.num_classes, s.ignore_label)
     overlays = []
-    examples = iterate_split(resolve(cfg.paths.tfrecords), ev.split, limit=ev.max_images)
-    for name, image, label in tqdm(examples, desc=f"evaluate {ev.split}", disable=None):
-        pred = tta_labels(model, image, ev.max_side, scales=list(ev.scales), flip=ev.flip)
+    examples = iterate_split(tfrecord_dir, s.split, limit=s.max_images)
+    for name, image, label in tqdm(examples, desc=f"evaluate {s.split}", disable=None):
+        pred = tta_labels(model, image, s.max_side, scales=list(s.scales), flip=s.flip)
         accumulator.update_state(label.astype(np.int32)[None], pred[None])
-        if len(overlays) < ev.num_overlays:
+        if len(overlays) < s.num_overlays:
             overlays.append((name, image, label, pred))
     return metrics.confusion_matrix(accumulator), overlays
 
 
-def write_reports(cm: np.ndarray, overlays: list, out_dir: Path) -> dict:
-    """The metrics dict, with every file written atomically under ``out_dir``."""
+def write_reports(cm: np.ndarray, overlays: list, out_dir: Path, ignore_label: int = 255) -> dict:
+    """The metrics dict, with every file (names in :mod:`bibcrop.layout`) written
+    atomically under ``out_dir``."""
     names = CLASS_NAMES[: cm.shape[0]]
     scores = metrics.scores(cm, names)
     scores["val/num_pixels"] = int(cm.sum())
-    atomic.write_json(out_dir / METRICS_FILE, _json_safe(scores))
-    plots.write_confusion_csv(cm, out_dir / FIGURES["confusion_csv"], names)
-    plots.save_figure(plots.confusion_figure(cm, names), out_dir / FIGURES["confusion"])
+    atomic.write_json(out_dir / layout.METRICS_FILE, _json_safe(scores))
+    plots.write_confusion_csv(cm, out_dir / layout.CONFUSION_CSV, names)
+    atomic.write_figure(plots.confusion_figure(cm, names), out_dir / layout.CONFUSION_PNG)
     per_class = {n: scores[f"val/iou/{n}"] for n in names}
     figure = plots.iou_figure(per_class, scores["val/mean_iou"])
-    plots.save_figure(figure, out_dir / FIGURES["iou"])
-    plots.save_figure(plots.overlay_figure(overlays), out_dir / FIGURES["overlays"])
+    atomic.write_figure(figure, out_dir / layout.IOU_PNG)
+    overlay = plots.overlay_figure(overlays, ignore_label=ignore_label)
+    atomic.write_figure(overlay, out_dir / layout.OVERLAYS_PNG)
     return scores
 
 
@@ -78,15 +80,19 @@ def _json_safe(scores: dict) -> dict:
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in scores.items()}
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    model = load_trained_model(cfg)
-    cm, overlays = score_split(model, cfg)
+def evaluate(model: keras.Model, tfrecord_dir: Path, out_dir: Path, s: EvalSettings) -> dict:
+    """Score ``model`` on ``s.split`` of ``tfrecord_dir`` and write the reports to ``out_dir``.
+
+    Returns the scores (``val/mean_iou`` ...). RuntimeError when the split has no
+    labelled pixel (stale or empty TFRecords).
+    """
+    cm, overlays = score_split(model, Path(tfrecord_dir), s)
     if cm.sum() == 0:
         raise RuntimeError(
-            f"no labelled pixels in split {cfg.evaluate.split!r} under {cfg.paths.tfrecords}: "
+            f"no labelled pixels in split {s.split!r} under {tfrecord_dir}: "
             "rebuild the TFRecords (`dvc repro tfrecords`)"
         )
-    scores = write_reports(cm, overlays, resolve(cfg.evaluate.output_dir))
+    scores = write_reports(cm, overlays, Path(out_dir), s.ignore_label)
     log.info(
         "val mIoU %.4f, pixel accuracy %.4f over %d images",
         scores["val/mean_iou"],

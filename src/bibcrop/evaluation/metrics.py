@@ -13,10 +13,13 @@ import numpy as np
 from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL
 
 
-def confusion_accumulator(num_classes: int) -> keras.metrics.MeanIoU:
-    """A MeanIoU metric used for its running confusion matrix (``total_cm``)."""
+def confusion_accumulator(
+    num_classes: int, ignore_label: int = IGNORE_LABEL
+) -> keras.metrics.MeanIoU:
+    """A MeanIoU metric used for its running confusion matrix (``total_cm``); truth pixels
+    equal to ``ignore_label`` (``dataset.ignore_label``) are not counted."""
     return keras.metrics.MeanIoU(
-        num_classes=num_classes, ignore_class=IGNORE_LABEL, sparse_y_true=True, sparse_y_pred=True
+        num_classes=num_classes, ignore_class=ignore_label, sparse_y_true=True, sparse_y_pred=True
     )
 
 

@@ -19,12 +19,6 @@ from bibcrop import atomic
 from bibcrop.data.lip_dataset import CLASS_NAMES, PALETTE, colorize
 
 
-def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return atomic.write_bytes(path, buffer.getvalue())
-
-
 def write_confusion_csv(cm: np.ndarray, path: Path, names: Sequence[str] = CLASS_NAMES) -> Path:
     """Rows are the true class, columns the predicted class, in pixels."""
     out = io.StringIO()
@@ -67,17 +61,24 @@ def iou_figure(per_class: dict[str, float], mean_iou: float) -> Figure:
     return fig
 
 
-def overlay_figure(samples: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Figure:
+def overlay_figure(
+    samples: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], ignore_label: int = 255
+) -> Figure:
     """One row per sample: image | truth | prediction, with the LIP palette and a legend.
 
-    ``samples``: (name, image uint8 [H,W,3], truth [H,W], prediction [H,W]).
+    ``samples``: (name, image uint8 [H,W,3], truth [H,W], prediction [H,W]); truth pixels
+    equal to ``ignore_label`` are drawn white.
     """
     rows = max(len(samples), 1)
     fig = Figure(figsize=(9, 3 * rows + 1))
     axes = fig.subplots(rows, 3, squeeze=False)
     for row, (name, image, truth, pred) in enumerate(samples):
         for col, (title, shown) in enumerate(
-            (("image", image), ("truth", colorize(truth)), ("prediction", colorize(pred)))
+            (
+                ("image", image),
+                ("truth", colorize(truth, ignore_label)),
+                ("prediction", colorize(pred)),
+            )
         ):
             axes[row][col].imshow(shown, interpolation="nearest")
             axes[row][col].set_title(f"{name} - {title}" if col == 0 else title, fontsize=8)

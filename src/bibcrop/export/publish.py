@@ -7,60 +7,59 @@ which depends on it in ``dvc.yaml``, reruns exactly when the champion changes.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
-from omegaconf import DictConfig
 
-from bibcrop import atomic
-from bibcrop.evaluation.evaluator import METRICS_FILE
+from bibcrop import atomic, layout
+from bibcrop.inference.loading import load_keras
 from bibcrop.inference.saved_model import write_saved_model
-from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.keras"
-SAVED_MODEL_DIR = "saved_model"
-REF_FILE = "model_ref.json"
-SUMMARY_FILE = "export.json"
 ARTIFACT_PATH = "model"
 
 
-def read_eval_metric(cfg: DictConfig, key: str) -> float:
-    path = resolve(cfg.evaluate.output_dir) / METRICS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `bibcrop evaluate` before exporting")
-    value = json.loads(path.read_text(encoding="utf-8")).get(key)
-    if value is None:
-        raise KeyError(f"{path} has no {key!r}; check mlflow.key_metric")
-    return float(value)
+@dataclass(frozen=True)
+class ExportSettings:
+    """What an export writes and where it registers (``export.*``, ``mlflow.*`` in config).
+
+    ``max_side`` (pixels), ``scales`` and ``flip`` are baked into the SavedModel;
+    ``input_size`` (H, W) bounds the MLflow input example (at most 65x65 of it);
+    ``registered_model_name`` and ``key_metric`` decide the registry version's alias.
+    """
+
+    registered_model_name: str
+    key_metric: str
+    max_side: int = 513
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    input_size: tuple[int, int] = (65, 65)
 
 
-def write_files(model: keras.Model, cfg: DictConfig, source: Path) -> dict[str, Path]:
+def write_files(model: keras.Model, out: Path, source: Path, s: ExportSettings) -> dict[str, Path]:
     """``model.keras`` (byte copy of the trained file) and the SavedModel, both atomic."""
-    out = resolve(cfg.export.output_dir)
-    keras_file = atomic.write_bytes(out / MODEL_FILE, Path(source).read_bytes())
+    keras_file = atomic.write_bytes(out / layout.EXPORT_MODEL_FILE, Path(source).read_bytes())
     saved = write_saved_model(
-        model,
-        out / SAVED_MODEL_DIR,
-        max_side=cfg.export.max_side,
-        scales=list(cfg.export.scales),
-        flip=bool(cfg.export.flip),
+        model, out / layout.SAVED_MODEL_DIR, max_side=s.max_side, scales=s.scales, flip=s.flip
     )
     return {"keras": keras_file, "saved_model": saved}
 
 
-def input_example(cfg: DictConfig) -> np.ndarray:
-    """A small float32 batch in the model's input convention (RGB 0..255)."""
+def input_example(size: tuple[int, int]) -> np.ndarray:
+    """A small float32 batch ``[1, <=65, <=65, 3]`` in the model's input convention (RGB
+    0..255), seeded, so the logged example is the same every export."""
     rng = np.random.default_rng(0)
-    h, w = (int(v) for v in cfg.dataset.crop_size)
+    h, w = (int(v) for v in size)
     return rng.uniform(0, 255, size=(1, min(h, 65), min(w, 65), 3)).astype(np.float32)
 
 
-def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str, Path]) -> str:
+def log_model(
+    model: keras.Model, run_id: str, files: dict[str, Path], size: tuple[int, int]
+) -> str:
     """Log the Keras model (MLflow keras flavour, signature, input example) and the SavedModel.
 
     Returns the ``runs:/`` URI to register. The flavour is written with
@@ -72,7 +71,7 @@ def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str,
     import mlflow
     from mlflow.models import infer_signature
 
-    example = input_example(cfg)
+    example = input_example(size)
     signature = infer_signature(example, keras.ops.convert_to_numpy(model(example)))
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / ARTIFACT_PATH
@@ -84,10 +83,10 @@ def log_model(model: keras.Model, cfg: DictConfig, run_id: str, files: dict[str,
         )  # fmt: skip
         # The flavour re-serializes the model; log the exported bytes instead, so the
         # artifact's sha256 is the one recorded on the version (checked on every load).
-        shutil.copyfile(files["keras"], local / "data" / MODEL_FILE)
+        shutil.copyfile(files["keras"], local / "data" / layout.EXPORT_MODEL_FILE)
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
-            mlflow.log_artifacts(str(files["saved_model"]), artifact_path=SAVED_MODEL_DIR)
+            mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
     return f"runs:/{run_id}/{ARTIFACT_PATH}"
 
 
@@ -105,32 +104,19 @@ def champion_ref(name: str, registered: dict) -> dict:
     return resolve_model_uri(f"models:/{name}@champion")
 
 
-def publish(cfg: DictConfig) -> dict:
-    """Export, log, register; returns the summary also written to ``export.json``."""
-    import bibcrop.model  # noqa: F401  (custom layers for loading)
-    from bibcrop.tracking import configure, register_model, settings_from, write_model_ref
-    from bibcrop.training.trainer import MODEL_FILE as TRAINED
-    from bibcrop.training.trainer import read_run_file
+def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSettings) -> dict:
+    """Export ``trained`` (a ``.keras``) into ``out``, log it into MLflow run ``run_id`` and
+    register it with its ``metric`` (the value of ``s.key_metric``); the tracking store
+    must be configured. Returns the summary also written to ``export.json``."""
+    from bibcrop.tracking import register_model, write_model_ref
 
-    settings = settings_from(cfg)
-    source = resolve(cfg.train.output_dir) / TRAINED
-    model = keras.saving.load_model(source, compile=False, safe_mode=True)
-    metric = read_eval_metric(cfg, settings.key_metric)
-    files = write_files(model, cfg, source)
-    run = read_run_file(cfg)
-    configure(settings)
-    model_uri = log_model(model, cfg, run["run_id"], files)
-    name = cfg.export.registered_model_name or settings.registered_model_name
+    model = load_keras(trained)
+    files = write_files(model, Path(out), Path(trained), s)
+    model_uri = log_model(model, run_id, files, s.input_size)
     registered = register_model(
-        model_uri, name, metric, settings.key_metric, model_file=files["keras"]
+        model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
     )
-    out = resolve(cfg.export.output_dir)
-    write_model_ref(out / REF_FILE, champion_ref(name, registered))
-    summary = {
-        **registered,
-        "metric": settings.key_metric,
-        "value": metric,
-        "model_uri": model_uri,
-    }
-    atomic.write_json(out / SUMMARY_FILE, summary)
+    write_model_ref(Path(out) / layout.REF_FILE, champion_ref(s.registered_model_name, registered))
+    summary = {**registered, "metric": s.key_metric, "value": metric, "model_uri": model_uri}
+    atomic.write_json(Path(out) / layout.EXPORT_SUMMARY, summary)
     return summary

@@ -1,4 +1,7 @@
-"""The parsing model the crop stage uses: from the MLflow registry, or a named ``.keras``.
+"""Model loading for every consumer (evaluate, export, crop, bench): ``.keras`` or registry.
+
+:func:`load_keras` opens a trained or exported ``.keras`` (custom layers registered,
+``safe_mode``). :func:`load_segmenter` gives the crop stage its :class:`Segmenter`:
 
 Only two sources are accepted: ``models:/<name>@<alias>`` / ``models:/<name>/<version>``
 whose version holds the Keras flavour, or an explicit local ``.keras`` file. Anything else
@@ -14,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bibcrop.project import resolve
+import bibcrop.model  # noqa: F401  (registers the custom layers for safe_mode loading)
+from bibcrop.inference.backends import make_forward
+from bibcrop.inference.predict import predict_labels, predict_many
+from bibcrop.tracking.lineage import file_sha256
 
 
 class ModelSourceError(ValueError):
@@ -34,29 +40,26 @@ class Segmenter:
         ``square`` pads every image to one ``max_side`` square: regions of many shapes
         (``refine``) then share one traced graph or one converted LiteRT file.
         """
-        from bibcrop.inference.predict import predict_labels
-
         model = self.forward or self.model
         return predict_labels(model, image, max_side=self.max_side, square=square)
 
     def labels_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Labels for several photos, batched where their sizes agree."""
-        from bibcrop.inference.predict import predict_many
-
         return predict_many(self.forward or self.model, images, max_side=self.max_side)
 
 
-def _load_keras(path: Path):
+def load_keras(path: str | Path, hint: str = "run `bibcrop train` (or `dvc repro train`)"):
+    """A ``keras.Model`` from a ``.keras`` file, uncompiled, with ``safe_mode=True`` (no
+    lambda or pickled code runs). FileNotFoundError names the file and ``hint``."""
     import keras
 
-    import bibcrop.model  # noqa: F401  (registers the custom layers)
-
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {hint}")
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def _from_file(path: Path, max_side: int) -> Segmenter:
-    from bibcrop.tracking.lineage import file_sha256
-
     if path.suffix != ".keras":
         raise ModelSourceError(
             f"{path}: only a .keras file can be loaded locally (safe_mode); convert "
@@ -65,13 +68,11 @@ def _from_file(path: Path, max_side: int) -> Segmenter:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: check crop.model_path")
     info = {"source": str(path), "sha256": file_sha256(path)}
-    return Segmenter(_load_keras(path), max_side, info)
+    return Segmenter(load_keras(path), max_side, info)
 
 
 def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> Path:
     """The flavour's ``.keras`` file under a downloaded model folder, after the hash check."""
-    from bibcrop.tracking.lineage import file_sha256
-
     found = sorted(folder.rglob("*.keras"))
     if len(found) != 1:
         raise ModelSourceError(f"{uri}: expected one .keras file in the model, found {found}")
@@ -112,27 +113,38 @@ def _from_registry(uri: str, max_side: int) -> Segmenter:
         )
     with tempfile.TemporaryDirectory(prefix="bibcrop-model-") as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(info["uri"], dst_path=tmp))
-        model = _load_keras(verified_keras_file(folder, info.get("sha256"), uri))
+        model = load_keras(verified_keras_file(folder, info.get("sha256"), uri))
     return Segmenter(model, max_side, {**info, "requested": uri})
 
 
-def load_segmenter(cfg) -> Segmenter:
-    """From ``crop.model_path`` when set, else from ``crop.model_uri`` in the registry."""
-    from bibcrop.inference import make_forward
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the crop stage's model comes from and how it runs (``crop.*`` in config).
 
-    crop_cfg = cfg.crop
-    max_side = int(crop_cfg.max_side)
-    if crop_cfg.get("model_path"):
-        segmenter = _from_file(resolve(crop_cfg.model_path), max_side)
+    ``model_path`` (a local ``.keras``) wins over ``model_uri`` (``models:/...``); the
+    registry must be configured (:func:`bibcrop.tracking.configure`) before a URI loads.
+    ``max_side`` caps the long side in pixels; ``backend`` is one of ``BACKENDS``.
+    """
+
+    model_path: Path | None
+    model_uri: str | None
+    max_side: int
+    backend: str = "keras"
+    backend_cache: Path = Path("models/litert")
+
+
+def load_segmenter(source: ModelSource) -> Segmenter:
+    """The :class:`Segmenter` for ``source``, its forward pass on ``source.backend``.
+
+    Raises ModelSourceError (wrong kind of source, missing or changed hash, non-Keras
+    flavour) and FileNotFoundError (no such ``.keras``) before any model code runs.
+    """
+    if source.model_path:
+        segmenter = _from_file(Path(source.model_path), source.max_side)
     else:
-        from bibcrop.tracking import configure, settings_from
-
-        configure(settings_from(cfg))
-        segmenter = _from_registry(str(crop_cfg.model_uri), max_side)
-    backend = str(crop_cfg.get("backend", "keras"))
+        segmenter = _from_registry(str(source.model_uri), source.max_side)
     segmenter.forward = make_forward(
-        backend, segmenter.model, resolve(crop_cfg.get("backend_cache", "models/litert")),
-        segmenter.info["sha256"],
-    )  # fmt: skip
-    segmenter.info["backend"] = backend
+        source.backend, segmenter.model, Path(source.backend_cache), segmenter.info["sha256"]
+    )
+    segmenter.info["backend"] = source.backend
     return segmenter

@@ -11,16 +11,15 @@ import time
 
 from omegaconf import DictConfig
 
-from bibcrop import atomic
+from bibcrop import atomic, layout
 from bibcrop.crop.annotations import read_boxes
 from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import not_photos
 from bibcrop.crop.report import summarize, summary_line, write_annotations
 from bibcrop.crop.roi import RoiSettings
-from bibcrop.inference.loading import load_segmenter
+from bibcrop.crop.sheet import write_contact_sheet
+from bibcrop.inference.loading import ModelSource, load_segmenter
 from bibcrop.project import resolve
-
-REPORT = "crop.json"
 
 
 def make_job(cfg: DictConfig) -> CropJob:
@@ -38,14 +37,30 @@ def make_job(cfg: DictConfig) -> CropJob:
     )
 
 
+def model_source(cfg: DictConfig) -> ModelSource:
+    c = cfg.crop
+    return ModelSource(
+        model_path=resolve(c.model_path) if c.get("model_path") else None,
+        model_uri=str(c.model_uri) if c.get("model_uri") else None,
+        max_side=int(c.max_side),
+        backend=str(c.get("backend", "keras")),
+        backend_cache=resolve(c.get("backend_cache", "models/litert")),
+    )
+
+
 def run(cfg: DictConfig) -> dict:
     job = make_job(cfg)
-    segmenter = load_segmenter(cfg)
+    source = model_source(cfg)
+    if not source.model_path:
+        from bibcrop.tracking import configure, settings_from
+
+        configure(settings_from(cfg))
+    segmenter = load_segmenter(source)
     started = time.perf_counter()
     records = run_folder(segmenter, job, overwrite=bool(cfg.crop.overwrite))
     seconds = time.perf_counter() - started
     report = summarize(records)
-    report["annotations"] = write_annotations(records, job.output_dir / "annotations.csv")
+    report["annotations"] = write_annotations(records, job.output_dir / layout.ANNOTATIONS_CSV)
     report["skipped_not_photos"] = len(not_photos(job.input_dir))
     report["mode"] = cfg.crop.mode
     report["model"] = {
@@ -54,10 +69,8 @@ def run(cfg: DictConfig) -> dict:
     }
     report["seconds"] = round(seconds, 2)
     if cfg.crop.contact_sheet:
-        from bibcrop.crop.sheet import write_contact_sheet
-
-        sheet = resolve(cfg.paths.reports) / "crop_contact_sheet.png"
+        sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
-    atomic.write_json(resolve(cfg.paths.reports) / REPORT, report)
+    atomic.write_json(resolve(cfg.paths.reports) / layout.CROP_REPORT, report)
     print(summary_line(report))
     return report

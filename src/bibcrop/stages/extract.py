@@ -11,12 +11,12 @@ import logging
 
 from omegaconf import DictConfig
 
+from bibcrop import layout
 from bibcrop.atomic import write_json
 from bibcrop.data.extract import Settings, ingest, summary_line
 from bibcrop.project import resolve
 
 log = logging.getLogger(__name__)
-REPORT = "extract.json"
 
 
 def run(cfg: DictConfig) -> dict:
@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> dict:
         "ignore_label": settings.ignore_label,
         **ingest(settings),
     }
-    path = write_json(resolve(cfg.paths.reports) / REPORT, report)
+    path = write_json(resolve(cfg.paths.reports) / layout.EXTRACT_REPORT, report)
     for split, split_report in report["splits"].items():
         print(summary_line(split, split_report))
     log.info("report: %s", path)

@@ -10,8 +10,8 @@ import time
 
 from omegaconf import DictConfig
 
-from bibcrop.data.extract import usable_cores
 from bibcrop.data.tfrecords import build
+from bibcrop.data.workers import usable_cores
 from bibcrop.project import resolve
 
 

@@ -16,11 +16,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
+from bibcrop.import_graph import code_files
 
 log = logging.getLogger(__name__)
 FILE = "fingerprint.json"
 CONFIG_KEYS = ("seed", "dataset", "model", "augment", "train")
-CODE = ("model", "training", "data/pipeline.py")
+# The code a training run depends on: every bibcrop module the train stage imports,
+# transitively, read from the import graph (the same set dvc.yaml's train deps cover).
+CODE_ROOTS = ("bibcrop.stages.train",)
 
 
 def fingerprint(cfg: DictConfig, data_hash: str) -> dict:
@@ -28,12 +31,9 @@ def fingerprint(cfg: DictConfig, data_hash: str) -> dict:
               else cfg[k] for k in CONFIG_KEYS if k in cfg}  # fmt: skip
     for volatile in ("output_dir", "backup_dir"):
         config.get("train", {}).pop(volatile, None)
-    package = Path(__file__).resolve().parents[1]
     code = hashlib.sha256()
-    for part in CODE:
-        paths = [package / part] if part.endswith(".py") else sorted((package / part).rglob("*.py"))
-        for path in paths:
-            code.update(path.read_bytes())
+    for path in code_files(CODE_ROOTS):
+        code.update(path.read_bytes())
     text = json.dumps(config, sort_keys=True, default=str)
     return {
         "config": hashlib.sha256(text.encode()).hexdigest(),

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
 from bibcrop.data.shard_check import check_checksums
+from bibcrop.layout import MODEL_FILE, RUN_FILE
 from bibcrop.project import project_root, resolve
 from bibcrop.tracking.lineage import data_hash
 from bibcrop.training import checkpoints, runtime
@@ -27,8 +28,6 @@ from bibcrop.training.losses import DeepLabLoss
 from bibcrop.training.optim import build_optimizer, freeze_batch_norm
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
 
 
 def check_train_config(train: DictConfig) -> None:
@@ -197,13 +196,3 @@ def train(cfg: DictConfig) -> dict:
         atomic.write_json(output / RUN_FILE, result)
     log.info("trained to step %d: %s", step, OmegaConf.to_yaml(OmegaConf.create(result)))
     return result
-
-
-def read_run_file(cfg: DictConfig) -> dict:
-    """The training run this model came from (the evaluate and export stages log into it)."""
-    import json
-
-    path = resolve(cfg.train.output_dir) / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `bibcrop train` (or `dvc repro train`)")
-    return json.loads(path.read_text(encoding="utf-8"))
