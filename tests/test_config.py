@@ -54,8 +54,18 @@ def test_no_target_instantiation_in_user_config(repo_root):
     "experiment", sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
 )
 def test_experiments_compose_and_pin_the_original_recipe(experiment):
-    cfg = compose_config([f"+experiment={experiment}"])
+    cfg = compose_config([f"experiment={experiment}"])
     assert cfg.dataset.name == "lip" and cfg.train.optimizer == "sgd"
     assert cfg.train.steps % cfg.train.checkpoint_every == 0
     text = (REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()
     assert text.startswith("# @package _global_") and "Hardware:" in text
+
+
+def test_experiment_and_debug_presets_are_chosen_without_a_plus():
+    cfg = compose_config(["experiment=lip_mnv2_gpu"])
+    assert cfg.train.name == "lip_mnv2_gpu" and cfg.train.momentum == 0.9  # shared recipe
+    assert cfg.train.batch_norm_decay == 0.9997 and cfg.train.checkpoint_every == 1000
+    smoke = compose_config(["debug=smoke"])
+    assert smoke.model.backbone.depth_multiplier == 0.35 and smoke.train.steps == 4
+    assert smoke.train.steps % smoke.train.checkpoint_every == 0
+    assert compose_config(["debug=smoke", "train.steps=6"]).train.steps == 6  # CLI wins

@@ -30,13 +30,8 @@ def write_extracted(root, counts=None, seed=0, size=None):
     return root
 
 
-# A tiny model: the real builder with narrow channels.
-TINY = [
-    "model.backbone.depth_multiplier=0.35",
-    "model.head.aspp_channels=16",
-    "model.head.decoder_channels=16",
-    "model.head.low_level_channels=8",
-]
+# The tiny model and smoke sizes: conf/debug/smoke.yaml, which users run as well.
+TINY = ["debug=smoke"]
 
 
 def tiny_cfg(*overrides: str):

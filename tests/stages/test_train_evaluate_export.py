@@ -16,21 +16,14 @@ import pytest
 
 from bibcrop.config import compose_config
 from bibcrop.data.tfrecords import build
-from tests.helpers.tinydata import write_extracted
-
-TINY_MODEL = [
-    "model.backbone.depth_multiplier=0.35",
-    "model.head.aspp_channels=16",
-    "model.head.decoder_channels=16",
-    "model.head.low_level_channels=8",
-]
+from tests.helpers.tinydata import TINY, write_extracted
 
 
 def overrides(tmp_path, store, **train):
     steps = train.get("steps", 4)
     return [
         *store.overrides,
-        *TINY_MODEL,
+        *TINY,
         f"paths.tfrecords={tmp_path / 'tfrecords'}",
         f"paths.reports={tmp_path / 'reports'}",
         "dataset.crop_size=[33,33]",
