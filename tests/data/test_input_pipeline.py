@@ -1,15 +1,13 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from omegaconf import OmegaConf
+import dataclasses
 
 from bibcrop.config import compose_config
-from bibcrop.data.input_pipeline import augment, flip_pair, make_dataset
+from bibcrop.data.input_pipeline import AugmentSettings, augment, flip_pair, make_dataset
 from bibcrop.data.lip_dataset import CLASS_IDS
 
-AUG = OmegaConf.create(
-    {"min_scale": 0.5, "max_scale": 2.0, "scale_step": 0.25, "flip": True, "mean_pixel": 127.5}
-)
+AUG = AugmentSettings(min_scale=0.5, max_scale=2.0, scale_step=0.25, flip=True, mean_pixel=127.5)
 
 
 def test_flip_swaps_left_and_right_labels():
@@ -21,7 +19,7 @@ def test_flip_swaps_left_and_right_labels():
 
 
 def test_scale_one_without_flip_is_an_exact_crop_with_padding():
-    aug = OmegaConf.merge(AUG, {"min_scale": 1.0, "max_scale": 1.0, "scale_step": 0, "flip": False})
+    aug = dataclasses.replace(AUG, min_scale=1.0, max_scale=1.0, scale_step=0, flip=False)
     image = np.arange(20 * 10 * 3, dtype=np.uint8).reshape(20, 10, 3) % 200
     label = (np.arange(200, dtype=np.uint8).reshape(20, 10, 1) % 19)
     crop_image, crop_label = augment(image, label, (16, 16), aug, tf.constant([1, 2], tf.int64))
@@ -46,8 +44,7 @@ def test_labels_stay_in_the_label_set_under_any_scale():
 
 @pytest.fixture
 def cfg(shards):
-    return compose_config([f"paths.tfrecords={shards}", "dataset.crop_size=[17,17]",
-                           "dataset.eval_size=[65,65]"])  # fmt: skip
+    return compose_config([f"paths.tfrecords={shards}", "dataset.crop_size=[17,17]"])
 
 
 def test_seeded_pipeline_repeats_exactly(cfg):
@@ -64,12 +61,6 @@ def test_seeded_pipeline_repeats_exactly(cfg):
     assert x.shape == (2, 17, 17, 3) and x.dtype == np.float32 and y.dtype == np.int32
 
 
-def test_eval_batches_are_padded_to_the_eval_size(cfg):
-    x, y = next(iter(make_dataset(cfg, "val", False, 3)))
-    assert x.shape == (3, 65, 65, 3) and y.shape == (3, 65, 65)
-    assert (y.numpy()[:, 64, :] == 255).all()  # images are < 65 px: padding is ignored
-
-
 def test_windowed_jpeg_decode_gives_the_same_crop_as_full_decode(shards):
     from bibcrop.data.input_pipeline import augment_encoded
     from bibcrop.data.tfrecords import decode_record, parse_record, shard_paths
@@ -79,7 +70,7 @@ def test_windowed_jpeg_decode_gives_the_same_crop_as_full_decode(shards):
     decoded = decode_record(record)
     # A continuous scale: on a grid like 0.5 the nearest-neighbour sampling hits exact
     # .5 ties, where either neighbour is right and float rounding picks one.
-    aug = OmegaConf.merge(AUG, {"min_scale": 0.6, "max_scale": 1.9, "scale_step": 0})
+    aug = dataclasses.replace(AUG, min_scale=0.6, max_scale=1.9, scale_step=0)
     for s in range(6):
         seed = tf.constant([s, 3], tf.int64)
         full_image, full_label = augment(decoded["image"], decoded["label"], (21, 21), aug, seed)

@@ -33,7 +33,7 @@ def test_train_export_and_crop_through_the_server(tmp_path, server_store):
     cfg = compose_config([
         *server_store.overrides, *TINY, f"paths.tfrecords={tmp_path / 'tfrecords'}",
         f"paths.reports={tmp_path / 'reports'}", "dataset.crop_size=[33,33]",
-        "dataset.eval_size=[65,65]", "train.steps=2", "train.checkpoint_every=1",
+        "train.steps=2", "train.checkpoint_every=1",
         "train.batch_size=2", f"train.output_dir={tmp_path / 'train'}",
         f"train.backup_dir={tmp_path / 'backup'}", f"evaluate.output_dir={tmp_path / 'eval'}",
         "evaluate.max_side=65", "evaluate.num_overlays=1", "export.max_side=65",

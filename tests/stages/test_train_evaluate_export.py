@@ -27,7 +27,6 @@ def overrides(tmp_path, store, **train):
         f"paths.tfrecords={tmp_path / 'tfrecords'}",
         f"paths.reports={tmp_path / 'reports'}",
         "dataset.crop_size=[33,33]",
-        "dataset.eval_size=[65,65]",
         f"train.steps={steps}",
         f"train.checkpoint_every={train.get('every', 2)}",
         "train.batch_size=2",

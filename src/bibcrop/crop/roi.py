@@ -35,7 +35,7 @@ class RoiSettings:
     torso_classes: tuple[str, ...] = ("UpperClothes", "Dress", "Coat", "Jumpsuits")
     pants_classes: tuple[str, ...] = ("Pants", "Skirt", "Jumpsuits")
     margin_pct: float = 5.0
-    min_component_frac: float = 0.001  # of the label map's area
+    min_component_frac: float = 0.002  # of the label map's area (as conf/crop)
     min_area_frac: float = 0.002  # of the photo's area, for a final box
     max_aspect: float = 6.0  # longest / shortest side of a final box
 

@@ -6,10 +6,15 @@ left-right flip that swaps the left/right labels. Scale, pad and crop are one fu
 ``crop_and_resize`` (crop-then-resize: only the crop's pixels are computed), bilinear for
 the image and nearest for the label. Randomness is stateless, keyed on (seed, record
 index), so a seeded pipeline gives the same batches whatever the parallelism.
-Eval: images larger than ``eval_size`` are resized to fit (aspect kept), then padded.
+All pad values come from :class:`AugmentSettings`: ``augment.mean_pixel`` for images
+(the value the model maps to zero, see :func:`bibcrop.model.deeplab.build_model`) and
+``dataset.ignore_label`` for labels. Source: DeepLab ``input_preprocess.py``
+(``preprocess_image_and_label``) and ``core/preprocess_utils.py``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import tensorflow as tf
 from omegaconf import DictConfig
@@ -18,7 +23,35 @@ from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_with_swap
 from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
 from bibcrop.project import resolve
 
-def _scale(aug: DictConfig, seed):
+@dataclass(frozen=True)
+class AugmentSettings:
+    """DeepLab's training augmentation (``augment.*`` and ``dataset.ignore_label``).
+
+    Scale factors are unitless (``scale_step`` > 0 picks from the grid ``min..max``, 0 =
+    continuous); ``mean_pixel`` (0..255) pads images and ``ignore_label`` pads labels.
+    """
+
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    scale_step: float = 0.25
+    flip: bool = True
+    mean_pixel: float = 127.5
+    ignore_label: int = IGNORE_LABEL
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> AugmentSettings:
+        aug = cfg.augment
+        return cls(
+            min_scale=float(aug.min_scale),
+            max_scale=float(aug.max_scale),
+            scale_step=float(aug.scale_step),
+            flip=bool(aug.flip),
+            mean_pixel=float(aug.mean_pixel),
+            ignore_label=int(cfg.dataset.ignore_label),
+        )
+
+
+def _scale(aug: AugmentSettings, seed):
     low, high, step = float(aug.min_scale), float(aug.max_scale), float(aug.scale_step)
     if step > 0:
         choices = tf.range(low, high + step / 2, step)
@@ -27,7 +60,7 @@ def _scale(aug: DictConfig, seed):
     return tf.random.stateless_uniform((), seed, low, high)
 
 
-def crop_window(shape, crop_size, aug: DictConfig, seeds):
+def crop_window(shape, crop_size, aug: AugmentSettings, seeds):
     """Scale, pad and random crop as one window: sampling ``start``/``step`` in source pixels.
 
     Output pixel ``i`` samples source row ``start + i * step`` (pixel centres), so the crop
@@ -41,7 +74,7 @@ def crop_window(shape, crop_size, aug: DictConfig, seeds):
     return start, start + (crop - 1) / scale
 
 
-def _sample(image, label, start, end, crop_size, aug: DictConfig):
+def _sample(image, label, start, end, crop_size, aug: AugmentSettings):
     """crop_and_resize both (bilinear image, nearest label) over ``[start, end]``."""
     extent = tf.maximum(tf.cast(tf.shape(image)[:2], tf.float32) - 1, 1)
     box = tf.concat([start / extent, end / extent], 0)[None]
@@ -52,19 +85,19 @@ def _sample(image, label, start, end, crop_size, aug: DictConfig):
     )[0]  # fmt: skip
     crop_label = tf.image.crop_and_resize(
         tf.cast(label, tf.float32)[None], box, [0], size,
-        method="nearest", extrapolation_value=float(IGNORE_LABEL),
+        method="nearest", extrapolation_value=float(aug.ignore_label),
     )[0]  # fmt: skip
     return crop_image, tf.cast(crop_label[..., 0], tf.int32)
 
 
-def _maybe_flip(image, label, aug: DictConfig, seed):
+def _maybe_flip(image, label, aug: AugmentSettings, seed):
     if not aug.flip:
         return image, label
     flip = tf.random.stateless_uniform((), seed) < 0.5
     return tf.cond(flip, lambda: flip_pair(image, label), lambda: (image, label))
 
 
-def augment(image, label, crop_size, aug: DictConfig, seed):
+def augment(image, label, crop_size, aug: AugmentSettings, seed):
     """One training sample: uint8 image [H,W,3], label [H,W,1] -> float32 crop, int32 crop.
 
     ``seed`` is a stateless seed ``[2]`` (int32/int64); the same seed gives the same crop.
@@ -76,7 +109,7 @@ def augment(image, label, crop_size, aug: DictConfig, seed):
     return _maybe_flip(crop_image, crop_label, aug, seeds[2])
 
 
-def augment_encoded(parsed: dict, crop_size, aug: DictConfig, seed):
+def augment_encoded(parsed: dict, crop_size, aug: AugmentSettings, seed):
     """:func:`augment` on the encoded record, decoding only the JPEG window the crop reads.
 
     ``decode_and_crop_jpeg`` skips the inverse DCT outside the window, so a zoomed-in crop
@@ -104,21 +137,6 @@ def flip_pair(image, label):
     return tf.reverse(image, [1]), flip_with_swap(label, width_axis=1, xp=tf.experimental.numpy)
 
 
-def eval_preprocess(image, label, eval_size, mean_pixel: float):
-    """Fit inside ``eval_size`` (resize only when larger, aspect kept), then pad."""
-    target_h, target_w = int(eval_size[0]), int(eval_size[1])
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    factor = tf.minimum(1.0, tf.reduce_min(tf.constant([target_h, target_w], tf.float32) / shape))
-    size = tf.cast(tf.round(shape * factor), tf.int32)
-    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear")
-    label = tf.image.resize(label, size, method="nearest")
-    pad_h, pad_w = target_h - size[0], target_w - size[1]
-    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]], constant_values=mean_pixel)
-    label = tf.pad(tf.cast(label[..., 0], tf.int32), [[0, pad_h], [0, pad_w]],
-                   constant_values=IGNORE_LABEL)  # fmt: skip
-    return tf.ensure_shape(image, [target_h, target_w, 3]), tf.ensure_shape(label, [target_h, target_w])
-
-
 def to_canvas(image, label, canvas: int):
     """Decoded pair -> fixed ``canvas`` square (top-left aligned) and the valid size, for
     ``augment.on_device``. Larger images shrink to fit (aspect kept; the label nearest)."""
@@ -138,43 +156,42 @@ def to_canvas(image, label, canvas: int):
 def make_dataset(
     cfg: DictConfig, split: str, training: bool, batch_size: int, seed: int | None = None
 ) -> tf.data.Dataset:
-    """Batches of (images float32 [B,H,W,3] in 0..255, labels int32 [B,H,W]); with
-    ``augment.on_device`` training batches are canvas dicts for :mod:`device_augment`."""
+    """Training batches from ``paths.tfrecords``: (images float32 [B,h,w,3] in 0..255,
+    labels int32 [B,h,w]) at ``dataset.crop_size`` (h, w), augmented per
+    :class:`AugmentSettings`; with ``augment.on_device`` canvas dicts for
+    :mod:`bibcrop.training.device_augment` instead. Seeded: the same batches whatever the
+    parallelism. Evaluation reads full-size images with
+    :func:`bibcrop.data.tfrecords.iterate_split`, so ``training=False`` is refused."""
+    if not training:
+        raise ValueError(
+            "make_dataset builds training batches; evaluation reads full-size images with "
+            "bibcrop.data.tfrecords.iterate_split"
+        )
     aug = cfg.augment
+    settings = AugmentSettings.from_cfg(cfg)
     files = shard_paths(resolve(cfg.paths.tfrecords), split)
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
     records = raw_records(files, training, seed)
-    if training and aug.get("on_device", False):
+    records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
+    if aug.get("on_device", False):
         # decode + pad only; DeviceAugment does scale, crop and flip in the training step
-        records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
         canvas = int(aug.canvas)
         samples = records.map(
             lambda r: (lambda d: to_canvas(d["image"], d["label"], canvas))(decode_record(r)),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         )
-    elif training:
+    else:
         # Shuffle the small serialized records, then parse + decode + augment in one map.
-        records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
         crop = tuple(cfg.dataset.crop_size)
 
         def train_map(index, serialized):
             parsed = parse_record(serialized)
             sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
-            return augment_encoded(parsed, crop, aug, sample_seed)
+            return augment_encoded(parsed, crop, settings, sample_seed)
 
         samples = records.enumerate().map(
             train_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
-    else:
-        records = records.map(
-            decode_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-        )
-        size = tuple(cfg.dataset.eval_size)
-        samples = records.map(
-            lambda r: eval_preprocess(r["image"], r["label"], size, float(aug.mean_pixel)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return samples.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    return samples.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
 import bibcrop.model  # noqa: F401  (registers the custom layers for safe_mode loading)
 from bibcrop.inference.backends import make_forward
-from bibcrop.inference.predict import predict_labels, predict_many
+from bibcrop.inference.predict import pad_value, predict_labels, predict_many
 from bibcrop.tracking.lineage import file_sha256
 
 
@@ -41,18 +42,25 @@ class Segmenter:
         (``refine``) then share one traced graph or one converted LiteRT file.
         """
         model = self.forward or self.model
-        return predict_labels(model, image, max_side=self.max_side, square=square)
+        return predict_labels(
+            model, image, max_side=self.max_side, square=square, mean_pixel=self.mean_pixel
+        )
 
     def labels_many(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Labels for several photos, batched where their sizes agree."""
-        return predict_many(self.forward or self.model, images, max_side=self.max_side)
+        return predict_many(
+            self.forward or self.model, images, max_side=self.max_side, mean_pixel=self.mean_pixel
+        )
+
+    @property
+    def mean_pixel(self) -> float:
+        """The pad value the model was trained with (a backend pads with it as well)."""
+        return pad_value(self.model)
 
 
 def load_keras(path: str | Path, hint: str = "run `bibcrop train` (or `dvc repro train`)"):
     """A ``keras.Model`` from a ``.keras`` file, uncompiled, with ``safe_mode=True`` (no
     lambda or pickled code runs). FileNotFoundError names the file and ``hint``."""
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {hint}")

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-MEAN_PIXEL = 127.5
+from bibcrop.model.deeplab import input_mean_pixel
+
+MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 ALIGN = 16
@@ -62,14 +64,28 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     return graph(x).numpy().astype(np.float32, copy=False)
 
 
+def pad_value(model, mean_pixel: float | None = None) -> float:
+    """``mean_pixel`` when given, else the one a Keras ``model`` was built with
+    (``augment.mean_pixel``), else :data:`MEAN_PIXEL` (a backend callable)."""
+    if mean_pixel is not None:
+        return float(mean_pixel)
+    return input_mean_pixel(model) if isinstance(model, keras.Model) else MEAN_PIXEL
+
+
 def predict_logits(
-    model, images, max_side: int = 513, square: bool = False, upsample: bool = True
+    model,
+    images,
+    max_side: int = 513,
+    square: bool = False,
+    upsample: bool = True,
+    mean_pixel: float | None = None,
 ) -> np.ndarray:
     """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size.
 
     ``square`` pads to a fixed ``16k+1`` square over ``max_side`` instead of the tightest
     ``16k+1`` box: what the exported SavedModel does (one static shape, as DeepLab's export).
-    ``upsample=False`` returns them at the model's (capped) size instead.
+    ``upsample=False`` returns them at the model's (capped) size instead. Padding uses
+    :func:`pad_value` (the model's mean pixel, as in training).
     """
     batch = np.asarray(images)
     single = batch.ndim == 3
@@ -81,17 +97,21 @@ def predict_logits(
     h, w = scaled_size(height, width, max_side)
     x = _resize(batch.astype(np.float32), (h, w))
     ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
-    x = np.pad(x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=MEAN_PIXEL)
+    x = np.pad(
+        x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=pad_value(model, mean_pixel)
+    )
     logits = run_forward(model, x)[:, :h, :w]
     if upsample:
         logits = _resize(logits, (height, width))
     return logits[0] if single else logits
 
 
-def predict_labels(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
+def predict_labels(
+    model, images, max_side: int = 513, square: bool = False, mean_pixel: float | None = None
+) -> np.ndarray:
     """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
     images = np.asarray(images)
-    logits = predict_logits(model, images, max_side, square, upsample=False)
+    logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
     return upsampled_argmax(logits, images.shape[-3:-1])
 
 
@@ -126,14 +146,17 @@ def _traced_upsampled_argmax():
     return tf.function(labels, input_signature=signature)
 
 
-def predict_many(model, images: Sequence[np.ndarray], max_side: int = 513):
+def predict_many(
+    model, images: Sequence[np.ndarray], max_side: int = 513, mean_pixel: float | None = None
+):
     """Labels for photos of mixed sizes, batched where sizes agree; input order kept."""
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
         groups.setdefault(image.shape, []).append(index)
     out: list = [None] * len(images)
     for indices in groups.values():
-        labels = predict_labels(model, np.stack([images[i] for i in indices]), max_side)
+        batch = np.stack([images[i] for i in indices])
+        labels = predict_labels(model, batch, max_side, mean_pixel=mean_pixel)
         for i, label in zip(indices, labels, strict=True):
             out[i] = label
     return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from bibcrop.atomic import temp_name
 from bibcrop.data.lip_dataset import flip_with_swap
-from bibcrop.inference.predict import MEAN_PIXEL, padded_size
+from bibcrop.inference.predict import pad_value, padded_size
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"
@@ -44,7 +44,7 @@ def _logits_at_scale(model, image, max_side: int, scale: float):
     resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
     padded = tf.pad(
         resized, [[0, 0], [0, square - new_h], [0, square - new_w], [0, 0]],
-        constant_values=MEAN_PIXEL,
+        constant_values=pad_value(model),
     )  # fmt: skip
     padded = tf.ensure_shape(padded, [1, square, square, 3])
     logits = tf.cast(model(padded, training=False), tf.float32)[:, :new_h, :new_w]

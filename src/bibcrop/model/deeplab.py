@@ -19,6 +19,7 @@ from bibcrop.model.xception import xception65_features
 
 BACKBONES = ("mobilenetv2", "xception65")
 OUTPUT_STRIDES = (8, 16, 32)
+RESCALING = "scale_to_unit_range"  # the input layer; its offset encodes the mean pixel
 
 
 def backbone_features(pixels, backbone: DictConfig, output_stride: int, norm: NormSettings):
@@ -41,6 +42,27 @@ def norm_settings(cfg: DictConfig) -> NormSettings:
     )
 
 
+INPUT_SCALE = 1.0 / 127.5  # MobileNet/Xception input convention: 0..255 -> -1..1
+
+
+def input_rescaling(cfg: DictConfig) -> layers.Rescaling:
+    """``(pixels - mean_pixel) / 127.5``: ``augment.mean_pixel`` (default 127.5, DeepLab's
+    pad value) maps to 0, so padding is zero input to the network in training and serving
+    alike. With the default this is DeepLab's ``(2 / 255) * x - 1`` exactly."""
+    mean_pixel = float(OmegaConf.select(cfg, "augment.mean_pixel", default=127.5))
+    return layers.Rescaling(INPUT_SCALE, offset=-mean_pixel * INPUT_SCALE, name=RESCALING)
+
+
+def input_mean_pixel(model: keras.Model) -> float:
+    """The pixel value (0..255) ``model`` maps to zero: what to pad its inputs with. Read
+    from its input :func:`input_rescaling` layer, so a loaded ``.keras`` knows its own."""
+    try:
+        layer = model.get_layer(RESCALING)
+    except ValueError:
+        return 127.5  # a model without bibcrop's input layer (tests' toy models)
+    return round(-float(layer.offset) / float(layer.scale), 6)
+
+
 def build_model(cfg: DictConfig, name: str | None = None) -> keras.Model:
     head = cfg.model.head
     output_stride = int(head.output_stride)
@@ -48,7 +70,7 @@ def build_model(cfg: DictConfig, name: str | None = None) -> keras.Model:
         raise ValueError(f"model.head.output_stride={output_stride}: choose 8, 16 or 32")
     norm = norm_settings(cfg)
     inputs = keras.Input((None, None, 3), name="image")
-    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")(inputs)
+    pixels = input_rescaling(cfg)(inputs)
     features = backbone_features(pixels, cfg.model.backbone, output_stride, norm)
     x = aspp(
         features["out"],
@@ -80,7 +102,7 @@ def build_model(cfg: DictConfig, name: str | None = None) -> keras.Model:
 def features_model(cfg: DictConfig) -> keras.Model:
     """The backbone alone, returning its named features (for stride checks and probing)."""
     inputs = keras.Input((None, None, 3), name="image")
-    pixels = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit_range")(inputs)
+    pixels = input_rescaling(cfg)(inputs)
     features = backbone_features(
         pixels, cfg.model.backbone, int(cfg.model.head.output_stride), norm_settings(cfg)
     )

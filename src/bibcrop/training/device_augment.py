@@ -23,12 +23,13 @@ class DeviceAugment(keras.layers.Layer):
     ``(images float32 [B,h,w,3], labels int32 [B,h,w])`` at the crop size."""
 
     def __init__(self, crop_size, min_scale=0.5, max_scale=2.0, scale_step=0.25, flip=True,
-                 mean_pixel=127.5, num_classes=20, seed=None, **kwargs):  # fmt: skip
+                 mean_pixel=127.5, num_classes=20, seed=None, ignore_label=IGNORE_LABEL,
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.crop_size = tuple(int(v) for v in crop_size)
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
         self.scale_step, self.flip, self.mean_pixel = float(scale_step), bool(flip), mean_pixel
-        self.num_classes = int(num_classes)
+        self.num_classes, self.ignore_label = int(num_classes), int(ignore_label)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._seed = seed
 
@@ -76,7 +77,7 @@ class DeviceAugment(keras.layers.Layer):
         marks = ops.image.affine_transform(stacked, transform, interpolation="nearest")
         marks = marks[:, :crop_h, :crop_w]
         valid = marks[..., 1] > 0.5
-        out_labels = ops.where(valid, ops.cast(marks[..., 0], "int32"), IGNORE_LABEL)
+        out_labels = ops.where(valid, ops.cast(marks[..., 0], "int32"), self.ignore_label)
         swapped = swap_left_right(ops.clip(out_labels, 0, 255), xp=ops)
         out_labels = ops.where(flipped[:, None, None], swapped, out_labels)
         out_images = ops.where(valid[..., None], moved, self.mean_pixel)
@@ -87,7 +88,7 @@ class DeviceAugment(keras.layers.Layer):
                 "min_scale": self.min_scale, "max_scale": self.max_scale,
                 "scale_step": self.scale_step, "flip": self.flip,
                 "mean_pixel": self.mean_pixel, "num_classes": self.num_classes,
-                "seed": self._seed}  # fmt: skip
+                "seed": self._seed, "ignore_label": self.ignore_label}  # fmt: skip
 
 
 class AugmentingModel(keras.Model):

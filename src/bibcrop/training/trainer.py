@@ -85,6 +85,7 @@ def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
     augment = DeviceAugment(
         cfg.dataset.crop_size, aug.min_scale, aug.max_scale, aug.scale_step, aug.flip,
         aug.mean_pixel, cfg.dataset.num_classes, seed=int(cfg.seed),
+        ignore_label=int(cfg.dataset.ignore_label),
     )  # fmt: skip
     wrapper = AugmentingModel(model, augment, model.loss)
     wrapper.compile(optimizer=model.optimizer, jit_compile=bool(cfg.train.xla))
