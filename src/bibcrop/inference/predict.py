@@ -1,9 +1,12 @@
-"""Label maps for uint8 photos of any size: cap the long side, pad, run, unpad, upsample.
+"""The predict path, once: cap the long side, pad, run, unpad, upsample the logits.
 
-Padding goes to the next multiple of 16 plus 1 (DeepLab's 16k+1 convention, where
-strided 'same' convs align pixel centres) on the bottom/right with the mean pixel, so
-the padded area is removed exactly. Logits are upsampled bilinearly to the original size
-before the argmax, never the labels.
+:func:`window_logits` is the path in ``keras.ops``; :func:`predict_logits` runs it on
+numpy batches (evaluation, TTA, the crop stage, bench) and the SavedModel export traces
+the same function (:mod:`bibcrop.inference.saved_model`). Padding goes to the next
+multiple of 16 plus 1 (DeepLab's 16k+1 convention, where strided 'same' convs align pixel
+centres) on the bottom/right with the model's mean pixel, so the padded area is removed
+exactly. Logits are upsampled bilinearly to the original size before the argmax, never
+the labels. Source: DeepLab ``export_model.py`` / ``core/preprocess_utils.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,31 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return batch
     out = keras.ops.image.resize(batch, size, interpolation="bilinear")
     return keras.ops.convert_to_numpy(out)
+
+
+def _pad(x, padding, value: float):
+    if isinstance(x, np.ndarray):
+        return np.pad(x, padding, constant_values=value)
+    return keras.ops.pad(x, padding, constant_values=value)
+
+
+def window_logits(forward, x, size, padded, pad: float, out_size=None, resize=None):
+    """The predict path: float32 pixels ``x`` [B,H,W,3] (0..255) -> float32 logits.
+
+    1. resize ``x`` bilinearly to ``size`` (h, w), the long-side-capped size;
+    2. pad bottom/right with ``pad`` (the mean pixel) to ``padded`` (16k+1 sizes);
+    3. ``forward`` (the model) -> logits [B, ph, pw, C]; crop back to [B, h, w, C];
+    4. with ``out_size``, upsample the logits bilinearly to it (the photo's size).
+
+    Sizes may be ints or (in a traced graph) scalar tensors. ``resize(x, size)`` defaults
+    to ``keras.ops.image.resize``, which needs static sizes; a graph with run-time sizes
+    passes ``tf.image.resize`` (same bilinear, half-pixel centres).
+    """
+    resize = resize or _resize
+    h, w = size
+    x = _pad(resize(x, size), [[0, 0], [0, padded[0] - h], [0, padded[1] - w], [0, 0]], pad)
+    logits = forward(x)[:, :h, :w]
+    return logits if out_size is None else resize(logits, out_size)
 
 
 def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -95,14 +123,15 @@ def predict_logits(
         raise ValueError(f"expected uint8 RGB [H,W,3] or [B,H,W,3], got shape {batch.shape}")
     height, width = batch.shape[1:3]
     h, w = scaled_size(height, width, max_side)
-    x = _resize(batch.astype(np.float32), (h, w))
     ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
-    x = np.pad(
-        x, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), constant_values=pad_value(model, mean_pixel)
+    logits = window_logits(
+        lambda x: run_forward(model, x),
+        batch.astype(np.float32),
+        (h, w),
+        (ph, pw),
+        pad_value(model, mean_pixel),
+        out_size=(height, width) if upsample else None,
     )
-    logits = run_forward(model, x)[:, :h, :w]
-    if upsample:
-        logits = _resize(logits, (height, width))
     return logits[0] if single else logits
 
 

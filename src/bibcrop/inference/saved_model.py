@@ -1,8 +1,9 @@
 """A TF SavedModel with the original DeepLab serving contract.
 
 ``ImageTensor`` uint8 [H, W, 3] -> ``SemanticPredictions`` int32 [H, W] at the input size,
-usable from plain TensorFlow or TF Serving without bibcrop installed. The graph does what
-:func:`bibcrop.inference.predict.predict_logits` does (cap the long side, run, upsample the
+usable from plain TensorFlow or TF Serving without bibcrop installed. The graph traces
+:func:`bibcrop.inference.predict.window_logits`, the path
+:func:`bibcrop.inference.predict.predict_logits` runs (cap the long side, run, upsample the
 logits) and can bake in flip (with the left/right swap) and multi-scale TTA, as the
 original's ``add_flipped_images`` / ``inference_scales`` export flags did. This module is
 TensorFlow tooling, outside the backend-agnostic model code.
@@ -19,7 +20,7 @@ import numpy as np
 
 from bibcrop.atomic import temp_name
 from bibcrop.data.lip_dataset import flip_with_swap
-from bibcrop.inference.predict import pad_value, padded_size
+from bibcrop.inference.predict import pad_value, padded_size, window_logits
 
 INPUT_NAME = "ImageTensor"
 OUTPUT_NAME = "SemanticPredictions"
@@ -28,7 +29,8 @@ OUTPUT_NAME = "SemanticPredictions"
 def _logits_at_scale(model, image, max_side: int, scale: float):
     """float32 logits [H, W, C] for float image [H, W, 3] resized by scale and the cap.
 
-    The resized image is padded with the mean pixel to one static 16k+1 square, as
+    :func:`bibcrop.inference.predict.window_logits` traced with run-time sizes: the
+    resized image is padded with the model's mean pixel to one static 16k+1 square, as
     DeepLab's export did, so the model graph has a fixed shape.
     """
     import tensorflow as tf
@@ -41,14 +43,19 @@ def _logits_at_scale(model, image, max_side: int, scale: float):
     factor = tf.minimum(1.0, float(side) / long_side)
     new_h = tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float32) * factor), tf.int32))
     new_w = tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float32) * factor), tf.int32))
-    resized = tf.image.resize(image[None], tf.stack([new_h, new_w]), method="bilinear")
-    padded = tf.pad(
-        resized, [[0, 0], [0, square - new_h], [0, square - new_w], [0, 0]],
-        constant_values=pad_value(model),
+
+    def forward(padded):
+        padded = tf.ensure_shape(padded, [1, square, square, 3])
+        return tf.cast(model(padded, training=False), tf.float32)
+
+    def resize(x, size):
+        return tf.image.resize(x, tf.stack(size), method="bilinear")
+
+    logits = window_logits(
+        forward, image[None], (new_h, new_w), (square, square), pad_value(model),
+        out_size=(h, w), resize=resize,
     )  # fmt: skip
-    padded = tf.ensure_shape(padded, [1, square, square, 3])
-    logits = tf.cast(model(padded, training=False), tf.float32)[:, :new_h, :new_w]
-    return tf.image.resize(logits, tf.stack([h, w]), method="bilinear")[0]
+    return logits[0]
 
 
 def serving_function(
