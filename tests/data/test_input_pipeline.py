@@ -4,7 +4,8 @@ import tensorflow as tf
 import dataclasses
 
 from bibcrop.config import compose_config
-from bibcrop.data.input_pipeline import AugmentSettings, augment, flip_pair, make_dataset
+from bibcrop.data.augment import AugmentSettings
+from bibcrop.data.input_pipeline import augment, flip_pair, make_dataset
 from bibcrop.data.lip_dataset import CLASS_IDS
 
 AUG = AugmentSettings(min_scale=0.5, max_scale=2.0, scale_step=0.25, flip=True, mean_pixel=127.5)

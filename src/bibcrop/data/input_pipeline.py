@@ -14,42 +14,13 @@ All pad values come from :class:`AugmentSettings`: ``augment.mean_pixel`` for im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from bibcrop.data.lip_dataset import IGNORE_LABEL, flip_with_swap
+from bibcrop.data.augment import AugmentSettings, source_window
+from bibcrop.data.lip_dataset import flip_with_swap
 from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
 from bibcrop.project import resolve
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """DeepLab's training augmentation (``augment.*`` and ``dataset.ignore_label``).
-
-    Scale factors are unitless (``scale_step`` > 0 picks from the grid ``min..max``, 0 =
-    continuous); ``mean_pixel`` (0..255) pads images and ``ignore_label`` pads labels.
-    """
-
-    min_scale: float = 0.5
-    max_scale: float = 2.0
-    scale_step: float = 0.25
-    flip: bool = True
-    mean_pixel: float = 127.5
-    ignore_label: int = IGNORE_LABEL
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> AugmentSettings:
-        aug = cfg.augment
-        return cls(
-            min_scale=float(aug.min_scale),
-            max_scale=float(aug.max_scale),
-            scale_step=float(aug.scale_step),
-            flip=bool(aug.flip),
-            mean_pixel=float(aug.mean_pixel),
-            ignore_label=int(cfg.dataset.ignore_label),
-        )
-
 
 def _scale(aug: AugmentSettings, seed):
     low, high, step = float(aug.min_scale), float(aug.max_scale), float(aug.scale_step)
@@ -61,17 +32,13 @@ def _scale(aug: AugmentSettings, seed):
 
 
 def crop_window(shape, crop_size, aug: AugmentSettings, seeds):
-    """Scale, pad and random crop as one window: sampling ``start``/``step`` in source pixels.
-
-    Output pixel ``i`` samples source row ``start + i * step`` (pixel centres), so the crop
-    of the scaled, padded image is computed without materialising either.
-    """
+    """Scale, pad and random crop as one window (:func:`bibcrop.data.augment.source_window`)
+    with stateless draws from ``seeds``; the crop of the scaled, padded image is computed
+    without materialising either."""
     crop = tf.constant([crop_size[0], crop_size[1]], tf.float32)
     scale = _scale(aug, seeds[0])
-    padded = tf.maximum(shape * scale, crop)  # pad bottom/right as DeepLab does
-    offset = tf.floor(tf.random.stateless_uniform((2,), seeds[1]) * (padded - crop + 1))
-    start = (offset + 0.5) / scale - 0.5
-    return start, start + (crop - 1) / scale
+    uniform = tf.random.stateless_uniform((2,), seeds[1])
+    return source_window(shape, scale, uniform, crop, xp=tf.experimental.numpy)
 
 
 def _sample(image, label, start, end, crop_size, aug: AugmentSettings):

@@ -6,7 +6,8 @@ with ``keras.ops`` only, so it runs on TensorFlow and JAX alike: random scale in
 ``[min_scale, max_scale]`` (on the ``scale_step`` grid when > 0), pad with the mean pixel /
 ignore label, random crop, random left-right flip with the left/right label swap. Scale,
 crop and flip are one ``affine_transform`` per batch (bilinear for images, nearest for
-labels), the same mapping as the CPU pipeline's fused ``crop_and_resize``.
+labels) over the window :func:`bibcrop.data.augment.source_window` computes, the same one
+the CPU pipeline's fused ``crop_and_resize`` reads (pixel centres).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from bibcrop.data.augment import source_window
 from bibcrop.data.lip_dataset import IGNORE_LABEL, swap_left_right
 
 
@@ -47,23 +49,21 @@ class DeviceAugment(keras.layers.Layer):
         batch = ops.shape(images)[0]
         canvas_h, canvas_w = ops.shape(images)[1], ops.shape(images)[2]
         sizes = ops.cast(sizes, "float32")
-        scale = self._scales(batch)
-        # random crop offset inside the scaled image padded up to the crop size
-        room_y = ops.maximum(sizes[:, 0] * scale - crop_h, 0.0)
-        room_x = ops.maximum(sizes[:, 1] * scale - crop_w, 0.0)
-        oy = ops.floor(keras.random.uniform((batch,), seed=self.seed_generator) * (room_y + 1))
-        ox = ops.floor(keras.random.uniform((batch,), seed=self.seed_generator) * (room_x + 1))
+        scale = self._scales(batch)[:, None]
+        uniform = keras.random.uniform((batch, 2), seed=self.seed_generator)
+        crop = ops.convert_to_tensor([float(crop_h), float(crop_w)])
+        start, end = source_window(sizes, scale, uniform, crop, xp=ops)
         if self.flip:
             flipped = keras.random.uniform((batch,), seed=self.seed_generator) < 0.5
         else:
             flipped = ops.zeros((batch,), "bool")
+        # output (x, y) -> input (start_x + x / s, start_y + y / s); flipped: end_x - x / s
+        inverse = 1.0 / scale[:, 0]
         sign = ops.where(flipped, -1.0, 1.0)
-        start_x = ops.where(flipped, ox + crop_w - 1.0, ox)
+        origin_x = ops.where(flipped, end[:, 1], start[:, 1])
         zeros = ops.zeros((batch,), "float32")
-        # output (x, y) -> input ((start_x + sign * x) / s, (oy + y) / s)
         transform = ops.stack(
-            [sign / scale, zeros, start_x / scale, zeros, 1.0 / scale, oy / scale, zeros, zeros],
-            axis=1,
+            [sign * inverse, zeros, origin_x, zeros, inverse, start[:, 0], zeros, zeros], axis=1
         )
         rows = ops.arange(canvas_h, dtype="float32")[None, :, None]
         cols = ops.arange(canvas_w, dtype="float32")[None, None, :]
