@@ -28,7 +28,7 @@ TINY = [
     "train.steps=2", "train.checkpoint_every=1", "train.batch_size=2",
     "train.bn_recalibration_batches=0",
     "evaluate.max_side=65", "evaluate.num_overlays=1", "export.max_side=65",
-    "crop.max_side=129", "crop.backend=keras", "crop.contact_sheet=0",
+    "crop.max_side=129", "crop.backend=keras", "crop.contact_sheet=1",
     "extract.workers=1", "tfrecords.workers=1",
     "mlflow.system_metrics=false", "mlflow.registered_model_name=tiny-exp",
 ]  # fmt: skip

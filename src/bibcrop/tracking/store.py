@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bibcrop.project import project_root, resolve
+from bibcrop.project import project_root
 from bibcrop.tracking.redact import redact_text
 from bibcrop.tracking.settings import TrackingSettings
 
