@@ -139,7 +139,7 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
 
     # `--temp` with the default local store: the copy's stages use the project's mlflow.db.
     local_env = _env(bin_dir)
-    _run([*dvc, "exp", "run", "--temp", "-n", "exp-t", "-S", "train.steps=2"], project, local_env)
+    _run([*dvc, "exp", "run", "--temp", "-n", "exp-t", "-S", "train.steps=4"], project, local_env)
     db = project / "mlflow.db"
     assert db.is_file(), "the temp experiment recorded nowhere in the project"
     runs, versions = _tagged(MlflowClient(f"sqlite:///{db}"), "exp-t")

@@ -148,3 +148,18 @@ def test_runs_made_by_dvc_exp_run_carry_the_experiment_and_its_baseline(clean_en
     tags = lineage_tags(cfg, repo_root)
     assert tags["lineage.dvc_exp_name"] == "pushy-berk"
     assert tags["lineage.dvc_baseline_rev"] == "567034ac"
+
+
+def test_a_run_file_naming_a_run_of_another_store_is_refused_before_work(store, tmp_path):
+    from bibcrop.tracking.store import RunNotInStoreError, require_run
+
+    with pytest.raises(RunNotInStoreError) as err:
+        require_run(store.uri, "992759522c7a4defb99cc644e65fb332", tmp_path / "run.json")
+    text = str(err.value)
+    assert "992759522c7a4defb99cc644e65fb332" in text and str(tmp_path / "run.json") in text
+    assert str(store.db) in text and "MLFLOW_TRACKING_URI" in text
+    import mlflow
+
+    with mlflow.start_run() as run:
+        pass
+    require_run(store.uri, run.info.run_id, tmp_path / "run.json")  # there: no error

@@ -108,17 +108,24 @@ def champion_ref(name: str, registered: dict) -> dict:
 def publish(cfg: DictConfig) -> dict:
     """Export, log, register; returns the summary also written to ``export.json``."""
     import bibcrop.model  # noqa: F401  (custom layers for loading)
-    from bibcrop.tracking import configure, register_model, settings_from, write_model_ref
+    from bibcrop.tracking import (
+        configure,
+        register_model,
+        require_run,
+        settings_from,
+        write_model_ref,
+    )
     from bibcrop.training.trainer import MODEL_FILE as TRAINED
-    from bibcrop.training.trainer import read_run_file
+    from bibcrop.training.trainer import RUN_FILE, read_run_file
 
     settings = settings_from(cfg)
+    run = read_run_file(cfg)
+    target = configure(settings)  # before the slow export: the run must be in this store
+    require_run(target.uri, run["run_id"], resolve(cfg.train.output_dir) / RUN_FILE)
     source = resolve(cfg.train.output_dir) / TRAINED
     model = keras.saving.load_model(source, compile=False, safe_mode=True)
     metric = read_eval_metric(cfg, settings.key_metric)
     files = write_files(model, cfg, source)
-    run = read_run_file(cfg)
-    configure(settings)
     model_uri = log_model(model, cfg, run["run_id"], files)
     name = cfg.export.registered_model_name or settings.registered_model_name
     registered = register_model(

@@ -32,7 +32,18 @@ def log_to_training_run(cfg: DictConfig, scores: dict) -> str:
     return run["run_id"]
 
 
+def check_training_run(cfg: DictConfig) -> None:
+    """The training run named in ``run.json`` is in the store (checked before evaluating)."""
+    from bibcrop.tracking import configure, require_run, settings_from
+    from bibcrop.training.trainer import RUN_FILE, read_run_file
+
+    run = read_run_file(cfg)
+    target = configure(settings_from(cfg))
+    require_run(target.uri, run["run_id"], resolve(cfg.train.output_dir) / RUN_FILE)
+
+
 def run(cfg: DictConfig) -> dict:
+    check_training_run(cfg)
     scores = evaluate(cfg)
     run_id = log_to_training_run(cfg, scores)
     print(

@@ -276,3 +276,31 @@ def configure(settings: TrackingSettings, root: Path | None = None) -> TrackingT
     location = artifact_location(settings, uri, root)
     experiment_id = ensure_experiment(uri, settings.experiment_name, location)
     return TrackingTarget(uri, experiment_id, settings.experiment_name)
+
+
+class RunNotInStoreError(TrackingError):
+    """A run id recorded in a file (``run.json``) is not in the configured store."""
+
+
+def require_run(uri: str, run_id: str, source: str | Path) -> None:
+    """Fail before any slow work when run ``run_id``, named in ``source``, is not in ``uri``.
+
+    This happens when a model was trained against another store, or when DVC's run cache
+    restored a training output whose run was recorded elsewhere.
+
+    Raises:
+        RunNotInStoreError: names the run, the file and the store, and the fix.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    with store_errors(uri):
+        try:
+            MlflowClient(uri).get_run(run_id)
+        except MlflowException:
+            raise RunNotInStoreError(
+                f"MLflow run {run_id} named in {source} is not in the store {redact_text(uri)}: "
+                f"the model was trained against another store (or DVC's run cache restored it "
+                f"from a run recorded elsewhere). Point MLFLOW_TRACKING_URI at the store that "
+                f"holds the run, or retrain here with `dvc repro --force train`."
+            ) from None
