@@ -133,8 +133,10 @@ def resolve_model_uri(uri: str) -> dict:
             version = client.get_model_version(name, number)
     except MlflowException:
         raise ModelNotFoundError(
-            f"{uri} not found ({_inventory(client)}). Run the export stage to register a "
-            f"model, or pick one of the aliases listed."
+            f"{uri} not found in the MLflow store {redact_text(client.tracking_uri)} "
+            f"({_inventory(client)}). Run the export stage to register a model, pick one of "
+            f"the aliases listed, or point MLFLOW_TRACKING_URI / mlflow.tracking_uri at the "
+            f"store that holds it."
         ) from None
     aliases = sorted(version.aliases or [])
     return {
