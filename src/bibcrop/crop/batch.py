@@ -154,6 +154,14 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
     releases the GIL) while the previous batch is inferred together, then cropped and
     encoded on the threads. Records are written in input order, each after its crops.
+
+    ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
+    ``labels``/``labels_many`` returning int32 LIP label maps ``[H, W]`` and ``max_side``).
+    Each record: ``photo`` (path relative to the input folder), ``width``/``height``
+    (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
+    (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
+    bad photo becomes an ``error`` record, never an exception; ValueError only when the
+    output folder lies inside the input folder.
     """
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(

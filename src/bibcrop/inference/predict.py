@@ -73,7 +73,7 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
     and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first time it
     meets an input shape and as a graph traced for that shape from the second time on
-    (1.6x faster than eager); shapes stay static in each trace, because the model's
+    (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because the model's
     run-time resizes need known sizes in graph mode.
     """
     if not isinstance(model, keras.Model):
@@ -148,8 +148,8 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Labels of the logits bilinearly upsampled to ``size``.
 
     On TensorFlow, resize and argmax run as one traced graph (multi-threaded, no float
-    copy back to numpy): 18 instead of 28 ms for a 648x432 photo, a sixth of the crop
-    stage's inference time. Any size reuses the one trace.
+    copy back to numpy; timing in docs/PERFORMANCE.md). Any size reuses the one trace.
+    ``logits`` float32 ``[h,w,C]`` or ``[B,h,w,C]``; returns int32 ``[H,W]`` or ``[B,H,W]``.
     """
     size = tuple(int(n) for n in size)
     batch = np.asarray(logits, np.float32)

@@ -60,8 +60,11 @@ def register_model(
     """Register ``model_uri`` under ``name``; alias it ``champion`` or ``challenger``.
 
     The version gets tags ``<metric_name>``, the source run's ``lineage.*`` tags, ``tags``,
-    and ``model_sha256`` of ``model_file`` (the ``.keras`` file) when given.
+    and ``model_sha256`` of ``model_file`` (the ``.keras`` file) when given. The version
+    becomes ``champion`` when ``metric_value`` >= the current champion's (higher is
+    better, e.g. mIoU in 0..1), else ``challenger``.
     Returns ``{"name", "version", "alias", "run_id", "previous_champion", "sha256"}``.
+    Raises the tracking store's errors (unreachable, locked) with the store named.
     """
     import mlflow
 
