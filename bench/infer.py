@@ -53,6 +53,7 @@ def profile(forward, photo: Path, repeats: int) -> list[str]:
         ),  # fmt: skip
         "forward": lambda: serving.run_forward(forward, padded),
         "upsample+argmax": lambda: serving.upsampled_argmax(logits, reduced.shape[:2]),
+        "+confidence": lambda: serving.upsampled_parse(logits, reduced.shape[:2]),
         "forward 513x513": lambda: serving.run_forward(forward, square),
     }
     return [f"{_median_ms(fn, repeats):.1f}" for fn in steps.values()]
@@ -95,6 +96,7 @@ def main() -> None:
                          *profile(forward, race, args.repeats)])  # fmt: skip
     header = ["backend", "val images/s", "first pass s (incl. conversion)", "labels = Keras",
               "decode ms", "resize+pad ms", "forward ms", "upsample+argmax ms",
+              "upsample+argmax+confidence ms",
               "forward 513x513 ms"]  # fmt: skip
     context = f"{today()}, {machine()}, {versions()}, {len(images)} val images, {args.model}"
     report("infer", context, header, rows)

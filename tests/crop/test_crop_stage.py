@@ -20,13 +20,20 @@ from bibcrop.tracking.lineage import file_sha256
 
 
 class PaintedSegmenter(Segmenter):
-    """Labels read from the photo's red channel: a real function of the pixels, no model."""
+    """Labels read from the photo's red channel and the max softmax probability from the
+    green one (1 - green / 255): a real function of the pixels, no model."""
 
     def labels(self, image, square=False):
         return (image[..., 0] // 10).astype(np.int32)
 
+    def parse(self, image, square=False):
+        return self.labels(image), 1.0 - image[..., 1].astype(np.float32) / 255.0
+
     def labels_many(self, images):
         return [self.labels(image) for image in images]
+
+    def parse_many(self, images):
+        return [self.parse(image) for image in images]
 
 
 def photo(path, size=(80, 60), torso=(20, 10, 40, 30), pants=(20, 30, 40, 50), exif=None):
@@ -87,9 +94,9 @@ def test_bibs_follow_the_crop_and_an_exif_rotated_photo(tmp_path):
 
 
 class CountingSegmenter(PaintedSegmenter):
-    def labels(self, image, square=False):
+    def parse(self, image, square=False):
         self.info["calls"] = self.info.get("calls", 0) + 1
-        return super().labels(image, square)
+        return super().parse(image, square)
 
 
 def test_rerun_resumes_without_duplicates(tmp_path):

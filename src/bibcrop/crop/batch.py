@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bibcrop import atomic
-from bibcrop.crop import annotations, photos
-from bibcrop.crop.roi import RoiSettings, photo_boxes
+from bibcrop.crop import annotations, metrics, photos
+from bibcrop.crop.roi import MODES, RoiSettings, decide, photo_boxes, with_mode
 
 log = logging.getLogger(__name__)
 RECORDS = ".records"
@@ -38,6 +38,8 @@ class CropJob:
     jpeg_quality: int = 92
     refine: bool = False
     batch_size: int = 4
+    truth_dir: Path | None = None  # truth LIP label maps (<stem>.png), for the report
+    truth_min_torso_frac: float = 0.001  # runner recall counts torsos above this photo share
 
 
 def record_path(job: CropJob, rel: Path) -> Path:
@@ -59,7 +61,10 @@ def _refined(segmenter, full, box, job: CropJob):
 def _single(roi: RoiSettings) -> RoiSettings:
     from dataclasses import replace
 
-    return replace(roi, mode="torso_pants", min_area_frac=0.0)
+    from bibcrop.crop.gate import GateSettings
+
+    # the region was gated already; its head lies outside it, so no layout check again
+    return replace(roi, mode="torso_pants", min_area_frac=0.0, gate=GateSettings())
 
 
 @dataclass
@@ -87,18 +92,31 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     photo = decode(path, rel, segmenter.max_side)
     if photo.error:
         raise photo.error
-    return crop_decoded(segmenter, photo, segmenter.labels(photo.reduced), job)
+    labels, confidence = segmenter.parse(photo.reduced)
+    return crop_decoded(segmenter, photo, labels, job, confidence)
 
 
-def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) -> dict:
+def crop_decoded(
+    segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None
+) -> dict:
+    """Gate, crop and record one decoded photo from its parse.
+
+    ``labels`` int32 [h, w] LIP ids and ``confidence`` float32 [h, w] max softmax (or
+    None: no confidence check) of ``photo.reduced``. Writes the crops (or the intact copy)
+    and returns the record: ``candidates`` (each with ``box``, ``confidence``, ``checks``,
+    ``kept`` and ``reasons``), ``crops``, ``outcome``, ``reasons`` and, when a truth map
+    exists, ``truth`` (per ROI mode, :func:`bibcrop.crop.metrics.photo_truth`).
+    """
     path, rel, full = photo.path, photo.rel, photo.full
     height, width = full.shape[:2]
-    boxes, reasons = photo_boxes(labels, (width, height), job.roi)
+    decision = decide(labels, (width, height), job.roi, confidence)
+    boxes, reasons = decision["boxes"], decision["reasons"]
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
     bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
     record = {"photo": rel.as_posix(), "width": width, "height": height, "reasons": reasons,
-              "bibs": len(bibs), "crops": []}  # fmt: skip
+              "bibs": len(bibs), "candidates": decision["candidates"],
+              "crops": []}  # fmt: skip
     kept = set()
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
@@ -121,7 +139,32 @@ def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) ->
         record["reasons"] = record["reasons"] or ["no_box"]
         atomic.write_bytes(job.output_dir / rel, path.read_bytes())
         record["bibs_retained"] = len(bibs)
+    truth = metrics.read_truth(job.truth_dir, rel)
+    if truth is not None:
+        record["truth"] = truth_counts(record, labels, confidence, truth, bibs, job)
     return record
+
+
+def truth_counts(record, labels, confidence, truth, bibs, job: CropJob) -> dict:
+    """:func:`bibcrop.crop.metrics.photo_truth` for every ROI mode: the job's mode from
+    the crops written, the others from the same parse (no second inference)."""
+    truth_labels, instances = truth
+    runners = metrics.true_runners(truth_labels, instances)
+    size = (record["width"], record["height"])
+    out = {}
+    for mode in MODES:
+        if mode == job.roi.mode:
+            boxes = [c["box"] for c in record["crops"]]
+            why = None if boxes else record["reasons"][0]
+        else:
+            decision = decide(labels, size, with_mode(job.roi, mode), confidence)
+            boxes = decision["boxes"]
+            why = None if boxes else (decision["reasons"] or ["no_box"])[0]
+        counts = metrics.photo_truth(
+            boxes, runners, bibs, size, truth_labels.shape[1], job.truth_min_torso_frac
+        )
+        out[mode] = {**counts, "intact_reason": why}
+    return out
 
 
 def _error_record(rel: Path, err: photos.PhotoError) -> dict:
@@ -130,7 +173,7 @@ def _error_record(rel: Path, err: photos.PhotoError) -> dict:
             "error": str(err), "crops": []}  # fmt: skip
 
 
-def _finish(pool, segmenter, photo: Decoded, labels: dict, job: CropJob):
+def _finish(pool, segmenter, photo: Decoded, parses: dict, job: CropJob):
     """A future of the photo's record (crops cut and encoded on the pool), or the record.
 
     ``refine`` runs the model again, and one model backend is not safe to share between
@@ -138,9 +181,10 @@ def _finish(pool, segmenter, photo: Decoded, labels: dict, job: CropJob):
     """
     if photo.error is not None:
         return _error_record(photo.rel, photo.error)
+    labels, confidence = parses[photo.rel]
     if job.refine:
-        return crop_decoded(segmenter, photo, labels[photo.rel], job)
-    return pool.submit(crop_decoded, segmenter, photo, labels[photo.rel], job)
+        return crop_decoded(segmenter, photo, labels, job, confidence)
+    return pool.submit(crop_decoded, segmenter, photo, labels, job, confidence)
 
 
 def _chunks(items: list, size: int):
@@ -156,7 +200,8 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     encoded on the threads. Records are written in input order, each after its crops.
 
     ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
-    ``labels``/``labels_many`` returning int32 LIP label maps ``[H, W]`` and ``max_side``).
+    ``parse_many`` returning ``(int32 LIP labels [H, W], float32 max softmax [H, W])`` per
+    photo, ``labels`` for ``refine`` and ``max_side``).
     Each record: ``photo`` (path relative to the input folder), ``width``/``height``
     (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
     (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
@@ -212,8 +257,8 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
             decoded = [future.result() for future in pending]
             pending = read(chunks[index + 1]) if index + 1 < len(chunks) else []
             good = [d for d in decoded if d.error is None]
-            labels = segmenter.labels_many([d.reduced for d in good])
-            by_rel = dict(zip((d.rel for d in good), labels, strict=True))
+            parses = segmenter.parse_many([d.reduced for d in good])
+            by_rel = dict(zip((d.rel for d in good), parses, strict=True))
             drain(cropping)  # the previous batch: its crops were encoded during inference
             cropping = [(d, _finish(pool, segmenter, d, by_rel, job)) for d in decoded]
         drain(cropping)

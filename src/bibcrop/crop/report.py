@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from bibcrop import atomic
+from bibcrop.crop.metrics import summarize_truth
+from bibcrop.crop.roi import MODES
 
 
 def summarize(records: list[dict]) -> dict:
@@ -30,7 +32,25 @@ def summarize(records: list[dict]) -> dict:
         "bibs": bibs,
         "bib_retention": round(retained / bibs, 4) if bibs else None,
         "cut_bibs": sum(c.get("cut_bibs", 0) for r in records for c in r["crops"]),
+        "candidates": sum(len(r.get("candidates", [])) for r in records),
+        "candidates_dropped": dict(sorted(dropped(records).items())),
+        **truth_report(records),
     }
+
+
+def dropped(records: list[dict]) -> Counter:
+    """Dropped candidates by gate reason (a candidate failing two checks counts twice)."""
+    return Counter(
+        why for r in records for c in r.get("candidates", []) for why in c.get("reasons", [])
+    )
+
+
+def truth_report(records: list[dict]) -> dict:
+    """``{"truth": {mode: metrics}}`` over the photos that have a truth map (else {})."""
+    with_truth = [r for r in records if r.get("truth")]
+    if not with_truth:
+        return {}
+    return {"truth": {m: summarize_truth([r["truth"][m] for r in with_truth]) for m in MODES}}
 
 
 def write_annotations(records: list[dict], path) -> int:
@@ -55,4 +75,8 @@ def summary_line(report: dict) -> str:
         f"{retention if retention is not None else 'n/a'}"
         + (f"; {skipped} non-photo files skipped" if (skipped := report.get("skipped_not_photos"))
            else "")
+        + "".join(f"\n  truth {mode}: crop precision {t['crop_precision']}, runner recall "
+                  f"{t['runner_recall']}, bib retention {t['bib_retention']}, mean crop area "
+                  f"{t['mean_crop_area']}, {t['crops']} crops, {t['intact']} intact"
+                  for mode, t in report.get("truth", {}).items())
     )  # fmt: skip

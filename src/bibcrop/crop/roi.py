@@ -12,18 +12,21 @@ top-left, max exclusive). Modes:
   component below it that overlaps it most horizontally; one box per runner. A torso
   without pants (legs hidden or missed) is kept when body parts lie around it.
 
-A photo without a usable box gets a fallback reason instead (``no_torso``,
-``no_pants``, ``no_runner`` (torsos, but none with pants or body parts), ``invalid_box``,
+Each candidate (a torso with its box) then passes the gate (:mod:`bibcrop.crop.gate`:
+confidence and body layout) before its box is finished. A photo without a usable box gets
+a fallback reason instead (``no_torso``, ``no_pants``, ``no_runner`` (torsos, but none
+with pants or body parts), ``low_confidence``, ``implausible_layout``, ``invalid_box``,
 ``too_small``, ``bad_aspect``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
 
+from bibcrop.crop.gate import GateSettings, judge, measure, photo_reason
 from bibcrop.data.lip_dataset import CLASS_IDS
 
 MODES = ("torso_pants", "torso_to_bottom", "per_runner")
@@ -38,6 +41,7 @@ class RoiSettings:
     min_component_frac: float = 0.002  # of the label map's area (as conf/crop)
     min_area_frac: float = 0.002  # of the photo's area, for a final box
     max_aspect: float = 6.0  # longest / shortest side of a final box
+    gate: GateSettings = field(default_factory=GateSettings)
 
     @classmethod
     def from_cfg(cls, crop_cfg) -> RoiSettings:
@@ -54,15 +58,21 @@ class RoiSettings:
             min_component_frac=float(crop_cfg.min_component_frac),
             min_area_frac=float(crop_cfg.min_area_frac),
             max_aspect=float(crop_cfg.max_aspect),
+            gate=GateSettings.from_cfg(crop_cfg.get("gate")),
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Component:
+    """A connected component: bounding box ``(x0, y0, x1, y1)``, pixel count, centroid and
+    its pixels' row/column indices (int arrays, label-map frame)."""
+
     box: tuple[int, int, int, int]
     area: int
     cy: float
     cx: float
+    ys: np.ndarray = field(default=None, repr=False)
+    xs: np.ndarray = field(default=None, repr=False)
 
 
 def components(mask: np.ndarray, min_pixels: int) -> list[Component]:
@@ -78,7 +88,8 @@ def components(mask: np.ndarray, min_pixels: int) -> list[Component]:
             continue
         ys, xs = np.nonzero(part)
         box = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
-        found.append(Component(box, area, sl[0].start + ys.mean(), sl[1].start + xs.mean()))
+        ys, xs = ys + sl[0].start, xs + sl[1].start
+        found.append(Component(box, area, ys.mean(), xs.mean(), ys, xs))
     return found
 
 
@@ -91,7 +102,16 @@ def _union(a, b):
 
 
 def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | None]:
-    """Boxes before margin and checks, or ``([], reason)``."""
+    """Boxes before gate, margin and checks, or ``([], reason)``."""
+    candidates, reason = raw_candidates(labels, s)
+    if reason:
+        return [], reason
+    boxes = [box for _, box in candidates]
+    return (merge_overlapping(boxes) if s.mode == "per_runner" else boxes), None
+
+
+def raw_candidates(labels: np.ndarray, s: RoiSettings):
+    """``([(torso Component, box), ...], None)`` before the gate, or ``([], reason)``."""
     min_pixels = max(1, int(s.min_component_frac * labels.size))
     torsos = components(_mask(labels, s.torso_classes), min_pixels)
     if not torsos:
@@ -99,7 +119,7 @@ def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | No
     pants = components(_mask(labels, s.pants_classes), min_pixels)
     if s.mode == "torso_to_bottom":
         torso = max(torsos, key=lambda c: c.area)
-        return [(torso.box[0], torso.box[1], torso.box[2], labels.shape[0])], None
+        return [(torso, (torso.box[0], torso.box[1], torso.box[2], labels.shape[0]))], None
     if s.mode == "torso_pants":
         if not pants:
             return [], "no_pants"
@@ -107,9 +127,10 @@ def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | No
         above = [t for t in torsos if t.cy < biggest.cy]
         if not above:
             return [], "no_torso"
-        return [_union(max(above, key=lambda c: c.area).box, biggest.box)], None
-    boxes = per_runner_boxes(torsos, pants, _mask(labels, BODY_CLASSES))
-    return (boxes, None) if boxes else ([], "no_runner")
+        torso = max(above, key=lambda c: c.area)
+        return [(torso, _union(torso.box, biggest.box))], None
+    found = per_runner_candidates(torsos, pants, _mask(labels, BODY_CLASSES))
+    return (found, None) if found else ([], "no_runner")
 
 
 # Parts that show a person is there: a garment-coloured patch of background has none.
@@ -126,15 +147,15 @@ def has_body_around(torso: Component, body: np.ndarray) -> bool:
     return int(around.sum()) >= BODY_EVIDENCE * torso.area
 
 
-def per_runner_boxes(torsos: list[Component], pants: list[Component], body=None) -> list[tuple]:
+def per_runner_candidates(torsos: list[Component], pants: list[Component], body=None):
     """Pair each torso with the pants below it that overlap it most horizontally.
 
     A torso with no pants below is kept when body parts (head, arms, legs...) lie around it:
     a runner whose pants are hidden or missed by the model, however small and far away,
     not a stray garment-coloured patch of background. Without ``body`` every torso is kept.
-    Boxes that mostly overlap are merged, so one runner never yields two crops.
+    Returns ``[(torso, box), ...]``, largest torso first.
     """
-    boxes, taken = [], set()
+    found, taken = [], set()
     for torso in sorted(torsos, key=lambda c: -c.area):
         best, best_overlap = None, 0
         for i, p in enumerate(pants):
@@ -145,11 +166,17 @@ def per_runner_boxes(torsos: list[Component], pants: list[Component], body=None)
                 best, best_overlap = i, overlap
         if best is None:
             if body is None or has_body_around(torso, body):
-                boxes.append(torso.box)
+                found.append((torso, torso.box))
         else:
             taken.add(best)
-            boxes.append(_union(torso.box, pants[best].box))
-    return merge_overlapping(boxes)
+            found.append((torso, _union(torso.box, pants[best].box)))
+    return found
+
+
+def per_runner_boxes(torsos: list[Component], pants: list[Component], body=None) -> list[tuple]:
+    """:func:`per_runner_candidates`' boxes; boxes that mostly overlap are merged, so one
+    runner never yields two crops."""
+    return merge_overlapping([box for _, box in per_runner_candidates(torsos, pants, body)])
 
 
 def _area(box) -> int:
@@ -194,19 +221,64 @@ def finish_box(box, scale: float, width: int, height: int, s: RoiSettings):
     return (x0, y0, x1, y1), None
 
 
-def photo_boxes(labels: np.ndarray, photo_size: tuple[int, int], s: RoiSettings):
+def photo_boxes(
+    labels: np.ndarray,
+    photo_size: tuple[int, int],
+    s: RoiSettings,
+    confidence: np.ndarray | None = None,
+):
     """Final boxes in the photo's frame and the reasons boxes were rejected.
 
     ``labels`` may be smaller than the photo (inference at reduced size); ``photo_size`` is
     ``(width, height)``. Returns ``(boxes, reasons)``; no boxes means the photo stays intact.
     """
+    decision = decide(labels, photo_size, s, confidence)
+    return decision["boxes"], decision["reasons"]
+
+
+def decide(
+    labels: np.ndarray,
+    photo_size: tuple[int, int],
+    s: RoiSettings,
+    confidence: np.ndarray | None = None,
+) -> dict:
+    """Candidates, gate and final boxes for one photo's parse.
+
+    ``labels`` int [h, w] LIP ids and ``confidence`` float32 [h, w] max softmax (or
+    ``None``: a truth map, certain) in the label map's frame; ``photo_size`` is the photo's
+    ``(width, height)`` in pixels. Returns ``{"boxes": [(x0, y0, x1, y1)] in photo pixels,
+    "reasons": [...], "candidates": [{"box", "confidence", "checks", "kept", "reasons"}]}``;
+    a candidate's ``box`` is its raw box scaled to the photo (no margin). No boxes means
+    the photo stays intact for ``reasons``.
+    """
     width, height = photo_size
     scale = width / labels.shape[1]
-    candidates, reason = raw_boxes(labels, s)
+    found, reason = raw_candidates(labels, s)
     if reason:
-        return [], [reason]
+        return {"boxes": [], "reasons": [reason], "candidates": []}
+    records, kept, dropped = [], [], []
+    for torso, box in found:
+        figures = measure(labels, confidence, torso)
+        why = judge(figures, s.gate)
+        records.append({
+            "box": [int(round(v * scale)) for v in box],
+            "confidence": figures["confidence"],
+            "checks": {k: figures[k] for k in ("head", "legs", "arms", "aspect")},
+            "kept": not why,
+            "reasons": why,
+        })  # fmt: skip
+        (dropped if why else kept).append(why if why else box)
+    if not kept:
+        return {"boxes": [], "reasons": [photo_reason(dropped)], "candidates": records}
+    if s.mode == "per_runner":
+        kept = merge_overlapping(kept)
     boxes, reasons = [], []
-    for candidate in candidates:
+    for candidate in kept:
         box, why = finish_box(candidate, scale, width, height, s)
         (boxes if box else reasons).append(box or why)
-    return boxes, reasons
+    return {"boxes": boxes, "reasons": reasons, "candidates": records}
+
+
+def with_mode(s: RoiSettings, mode: str) -> RoiSettings:
+    """The same settings in another ROI mode (the report measures every mode)."""
+    return replace(s, mode=mode)

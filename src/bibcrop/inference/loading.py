@@ -20,7 +20,7 @@ import numpy as np
 
 import bibcrop.model  # noqa: F401  (registers the custom layers for safe_mode loading)
 from bibcrop.inference.backends import make_forward
-from bibcrop.inference.predict import pad_value, predict_labels, predict_many
+from bibcrop.inference.predict import pad_value, predict_labels, predict_many, predict_parse
 from bibcrop.tracking.lineage import file_sha256
 
 
@@ -50,6 +50,23 @@ class Segmenter:
         """Labels for several photos, batched where their sizes agree."""
         return predict_many(
             self.forward or self.model, images, max_side=self.max_side, mean_pixel=self.mean_pixel
+        )
+
+    def parse(self, image: np.ndarray, square: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(labels, confidence)`` for a uint8 RGB image ``[H, W, 3]``, at its size: int32
+        LIP labels ``[H, W]`` and float32 max softmax probability ``[H, W]`` (0..1)."""
+        return predict_parse(
+            self.forward or self.model, image, self.max_side, square, self.mean_pixel
+        )
+
+    def parse_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`parse` for several photos, batched where their sizes agree."""
+        return predict_many(
+            self.forward or self.model,
+            images,
+            max_side=self.max_side,
+            mean_pixel=self.mean_pixel,
+            confidence=True,
         )
 
     @property

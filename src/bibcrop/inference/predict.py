@@ -139,9 +139,25 @@ def predict_labels(
     model, images, max_side: int = 513, square: bool = False, mean_pixel: float | None = None
 ) -> np.ndarray:
     """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
+    return predict_parse(model, images, max_side, square, mean_pixel, confidence=False)[0]
+
+
+def predict_parse(
+    model,
+    images,
+    max_side: int = 513,
+    square: bool = False,
+    mean_pixel: float | None = None,
+    confidence: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(labels, confidence)`` at the input size: int32 labels ``[H,W]`` (or ``[B,H,W]``)
+    and the float32 max softmax probability per pixel (0..1, same shape), or ``None``
+    with ``confidence=False``. The probability is that of the upsampled logits, so it
+    belongs to exactly the label returned (softmax over the C class logits, as DeepLab's
+    ``semantic`` output before its argmax)."""
     images = np.asarray(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
-    return upsampled_argmax(logits, images.shape[-3:-1])
+    return upsampled_parse(logits, images.shape[-3:-1], confidence)
 
 
 def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -151,41 +167,77 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     copy back to numpy; timing in docs/PERFORMANCE.md). Any size reuses the one trace.
     ``logits`` float32 ``[h,w,C]`` or ``[B,h,w,C]``; returns int32 ``[H,W]`` or ``[B,H,W]``.
     """
+    return upsampled_parse(logits, size, confidence=False)[0]
+
+
+def upsampled_parse(
+    logits: np.ndarray, size: tuple[int, int], confidence: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and (optionally) max softmax probability of the logits upsampled to ``size``.
+
+    The confidence is ``exp(max - logsumexp)`` of the upsampled logits, computed in the
+    same traced graph as the argmax (one resize, two reductions over C). ``logits``
+    float32 ``[h,w,C]`` or ``[B,h,w,C]``; returns int32 labels and float32 confidence
+    (``None`` without ``confidence``) of shape ``[H,W]`` or ``[B,H,W]``.
+    """
     size = tuple(int(n) for n in size)
     batch = np.asarray(logits, np.float32)
     single = batch.ndim == 3
     batch = batch[None] if single else batch
     if keras.backend.backend() != "tensorflow":
-        labels = np.argmax(_resize(batch, size), axis=-1).astype(np.int32)
+        resized = _resize(batch, size)
+        labels = np.argmax(resized, axis=-1).astype(np.int32)
+        conf = None
+        if confidence:
+            top = resized.max(axis=-1, keepdims=True)
+            conf = (1.0 / np.exp(resized - top).sum(axis=-1)).astype(np.float32)
     else:
-        labels = _traced_upsampled_argmax()(batch, np.array(size, np.int32)).numpy()
-    return labels[0] if single else labels
+        graph = _traced_upsampled_parse(bool(confidence))
+        out = graph(batch, np.array(size, np.int32))
+        labels = out[0].numpy()
+        conf = out[1].numpy() if confidence else None
+    if single:
+        return labels[0], None if conf is None else conf[0]
+    return labels, conf
 
 
 @functools.cache
-def _traced_upsampled_argmax():
+def _traced_upsampled_parse(confidence: bool):
     import tensorflow as tf
 
-    def labels(batch, target):
+    def parse(batch, target):
         resized = tf.image.resize(batch, target, method="bilinear")
-        return tf.argmax(resized, axis=-1, output_type=tf.int32)
+        labels = tf.argmax(resized, axis=-1, output_type=tf.int32)
+        if not confidence:
+            return labels, tf.zeros([0])
+        top = tf.reduce_max(resized, axis=-1)
+        return labels, tf.exp(top - tf.reduce_logsumexp(resized, axis=-1))
 
     signature = [tf.TensorSpec([None, None, None, None], tf.float32),
                  tf.TensorSpec([2], tf.int32)]  # fmt: skip
-    return tf.function(labels, input_signature=signature)
+    return tf.function(parse, input_signature=signature)
 
 
 def predict_many(
-    model, images: Sequence[np.ndarray], max_side: int = 513, mean_pixel: float | None = None
+    model,
+    images: Sequence[np.ndarray],
+    max_side: int = 513,
+    mean_pixel: float | None = None,
+    confidence: bool = False,
 ):
-    """Labels for photos of mixed sizes, batched where sizes agree; input order kept."""
+    """Labels for photos of mixed sizes, batched where sizes agree; input order kept.
+
+    With ``confidence`` each item is ``(labels, confidence)`` (see :func:`predict_parse`).
+    """
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
         groups.setdefault(image.shape, []).append(index)
     out: list = [None] * len(images)
     for indices in groups.values():
         batch = np.stack([images[i] for i in indices])
-        labels = predict_labels(model, batch, max_side, mean_pixel=mean_pixel)
-        for i, label in zip(indices, labels, strict=True):
-            out[i] = label
+        labels, conf = predict_parse(
+            model, batch, max_side, mean_pixel=mean_pixel, confidence=confidence
+        )
+        for k, i in enumerate(indices):
+            out[i] = (labels[k], conf[k]) if confidence else labels[k]
     return out

@@ -3,6 +3,10 @@
 Reads ``cfg.crop`` (see conf/crop/default.yaml). Writes crops (keeping the input folder's
 structure) and ``annotations.csv`` under ``crop.output_dir``, and the report
 ``{paths.reports}/crop.json`` (DVC metrics) with the model's name, version, run and sha256.
+When ``crop.truth_labels`` holds the photos' truth label maps, the report's ``truth``
+section has the runner-level metrics of every ROI mode (:mod:`bibcrop.crop.metrics`); they
+are logged to MLflow as ``crop/<mode>/<metric>`` in the model's training run (or, for a
+local ``crop.model_path``, a run named ``crop``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def make_job(cfg: DictConfig) -> CropJob:
         jpeg_quality=int(c.jpeg_quality),
         refine=bool(c.refine),
         batch_size=int(c.batch_size),
+        truth_dir=resolve(c.truth_labels) if c.get("truth_labels") else None,
+        truth_min_torso_frac=float(c.get("truth_min_torso_frac", 0.001)),
     )
 
 
@@ -72,5 +78,34 @@ def run(cfg: DictConfig) -> dict:
         sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
     atomic.write_json(resolve(cfg.paths.reports) / layout.CROP_REPORT, report)
+    if report.get("truth") and cfg.crop.get("log_mlflow", True):
+        report_run = log_truth(cfg, report, segmenter.info.get("run_id"))
+        print(f"crop: truth metrics logged to MLflow run {report_run}")
     print(summary_line(report))
     return report
+
+
+def truth_metrics(report: dict) -> dict:
+    """``{"crop/<mode>/<metric>": number}`` from the report's ``truth`` section."""
+    return {
+        f"crop/{mode}/{name}": value
+        for mode, figures in report.get("truth", {}).items()
+        for name, value in figures.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+def log_truth(cfg: DictConfig, report: dict, run_id: str | None) -> str:
+    """Log the truth metrics into ``run_id`` (the model's training run) or a new ``crop``
+    run; returns the run's id."""
+    import mlflow
+
+    from bibcrop.tracking import configure, log_eval_metrics, settings_from
+
+    target = configure(settings_from(cfg))
+    if run_id is None:
+        with mlflow.start_run(experiment_id=target.experiment_id, run_name="crop") as run:
+            run_id = run.info.run_id
+            mlflow.set_tag("crop.mode", str(cfg.crop.mode))
+    log_eval_metrics(truth_metrics(report), step=0, run_id=run_id)
+    return run_id

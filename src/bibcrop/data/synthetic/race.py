@@ -1,7 +1,8 @@
 """Synthetic race photos: 1-6 runners at varied scales, some overlapping, with bib boxes.
 
 Writes ``photos/<name>.jpg``, ``labels/<name>.png`` (the LIP label map of the whole photo,
-the truth for the crop stage) and ``bibs.csv``: ``filename,x_min,y_min,x_max,y_max,class``
+the truth for the crop stage), ``instances/<name>.png`` (which runner owns each pixel:
+0 background, k runner k, the truth for runner-level metrics) and ``bibs.csv``: ``filename,x_min,y_min,x_max,y_max,class``
 without header, class ``bib_number``, filename relative to ``photos/``. Boxes are integer
 pixels in the photo's frame (x right, y down, origin top-left) with max exclusive. A bib
 covered by a later runner or an arm is written only when at least 90% of it stays
@@ -38,7 +39,8 @@ def _runner_boxes(rng, width, height, count):
 
 
 def race_photo(rng, width: int, height: int, min_runners: int, max_runners: int):
-    """(image uint8 [H,W,3], labels uint8 [H,W], bibs [(x0, y0, x1, y1)])."""
+    """(image uint8 [H,W,3], labels uint8 [H,W], bibs [(x0, y0, x1, y1)], owners uint8
+    [H,W]: 0 background, k the k-th runner drawn)."""
     image = Image.new("RGB", (width, height))
     paint_background(image, rng, blobs=int(rng.integers(10, 30)))
     labels = Image.new("L", (width, height), 0)
@@ -59,7 +61,7 @@ def race_photo(rng, width: int, height: int, min_runners: int, max_runners: int)
         on_torso = np.isin(np.asarray(labels)[y0:y1, x0:x1], TORSO)
         if (own & on_torso).mean() >= MIN_VISIBLE:
             kept.append((x0, y0, x1, y1))
-    return np.asarray(image), np.asarray(labels), kept
+    return np.asarray(image), np.asarray(labels), kept, owners
 
 
 def write_race_photos(out_dir: str | Path, race_cfg, seed: int) -> dict:
@@ -67,7 +69,7 @@ def write_race_photos(out_dir: str | Path, race_cfg, seed: int) -> dict:
     rows, total_bibs = [], 0
     for index in range(int(race_cfg.num_photos)):
         rng = np.random.default_rng([seed, 7, index])
-        image, labels, bibs = race_photo(
+        image, labels, bibs, owners = race_photo(
             rng, int(race_cfg.width), int(race_cfg.height),
             int(race_cfg.min_runners), int(race_cfg.max_runners),
         )  # fmt: skip
@@ -78,6 +80,9 @@ def write_race_photos(out_dir: str | Path, race_cfg, seed: int) -> dict:
         buffer = io.BytesIO()
         Image.fromarray(labels).save(buffer, format="PNG")
         atomic.write_bytes(out_dir / "labels" / f"{name}.png", buffer.getvalue())
+        buffer = io.BytesIO()
+        Image.fromarray(owners).save(buffer, format="PNG")
+        atomic.write_bytes(out_dir / "instances" / f"{name}.png", buffer.getvalue())
         rows += [f"{name}.jpg,{x0},{y0},{x1},{y1},{BIB_CLASS}" for x0, y0, x1, y1 in bibs]
         total_bibs += len(bibs)
     atomic.write_text(out_dir / "bibs.csv", "\n".join(rows) + "\n")

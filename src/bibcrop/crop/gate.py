@@ -1,0 +1,138 @@
+"""The runner gate: keep a candidate only where the parse is sure and looks like a person.
+
+A candidate is a torso component of the predicted LIP label map (with the pants paired to
+it, if any). It is kept only when every check passes; each failed check is a named reason:
+
+- ``low_confidence``: the mean max-softmax probability over the torso's pixels is below
+  ``min_confidence`` (the model is unsure what it parsed as clothing);
+- ``no_head``: too few head pixels (Hat, Hair, Sunglasses, Face) in the band above the
+  torso, as a share of the torso's area (skipped when the torso touches the top edge:
+  a runner cut by the border);
+- ``no_legs``: too few leg pixels (Pants, Skirt, legs, shoes, Socks) below the torso's
+  centre, outside the torso itself (skipped when the torso touches the bottom edge);
+- ``no_arms``: too few arm or glove pixels beside the torso;
+- ``bad_proportions``: the torso's height / width outside ``[min_aspect, max_aspect]``,
+  or a head larger than ``max_head`` times the torso (a face-coloured blob by a patch).
+
+Regions are boxes around the torso's bounding box ``(x0, y0, x1, y1)`` of size ``w, h``:
+head ``[x0 - w/2, x1 + w/2] x [y0 - h, y0 + h/4]``; legs ``[x0 - w/2, x1 + w/2] x
+[cy, y1 + 1.5 h]`` (``cy`` the torso's centroid); arms ``[x0 - w, x1 + w] x
+[y0 - h/4, y1 + h/4]``, in label-map pixels. The layout is that of LIP's upright people
+(the original project's ROI assumes it too: torso above pants). Thresholds are chosen on
+the tuning race photos (docs/PERFORMANCE.md) and live in ``conf/crop/default.yaml``.
+A photo whose candidates are all dropped stays intact with ``low_confidence`` when any
+candidate failed on confidence only, else ``implausible_layout``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bibcrop.data.lip_dataset import CLASS_IDS
+
+HEAD = ("Hat", "Hair", "Sunglasses", "Face")
+LEGS = ("Pants", "Skirt", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe", "Socks")
+ARMS = ("Left-arm", "Right-arm", "Glove")
+LAYOUT_REASONS = ("no_head", "no_legs", "no_arms", "bad_proportions")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Gate thresholds (``crop.gate.*``); zeros (and aspect 0..inf) switch a check off."""
+
+    min_confidence: float = 0.0  # mean max-softmax over the torso's pixels, 0..1
+    min_head: float = 0.0  # head pixels above / torso pixels
+    min_legs: float = 0.0  # leg pixels below / torso pixels
+    min_arms: float = 0.0  # arm pixels beside / torso pixels
+    min_aspect: float = 0.0  # torso box height / width
+    max_aspect: float = float("inf")
+    max_head: float = float("inf")  # head pixels / torso pixels
+    edge_px: int = 2  # a torso this close to the top/bottom edge is cut by the border
+
+    @classmethod
+    def from_cfg(cls, gate_cfg) -> GateSettings:
+        if gate_cfg is None:
+            return cls()
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(gate_cfg) - known)
+        if unknown:
+            raise ValueError(f"crop.gate.{unknown[0]} is not a gate knob: use {sorted(known)}")
+        values = {k: (int if k == "edge_px" else float)(gate_cfg[k]) for k in gate_cfg}
+        if not 0.0 <= values.get("min_confidence", 0.0) <= 1.0:
+            raise ValueError(
+                f"crop.gate.min_confidence={values['min_confidence']}: a probability, 0..1"
+            )
+        return cls(**values)
+
+
+def _ids(names) -> list[int]:
+    return [CLASS_IDS[n] for n in names]
+
+
+def _count(labels: np.ndarray, names, x0, y0, x1, y1) -> int:
+    h, w = labels.shape
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    return int(np.isin(labels[y0:y1, x0:x1], _ids(names)).sum())
+
+
+def measure(labels: np.ndarray, confidence: np.ndarray | None, torso) -> dict:
+    """The gate's figures for one torso component (a :class:`bibcrop.crop.roi.Component`).
+
+    ``labels`` int [H, W] LIP ids; ``confidence`` float [H, W] max softmax or ``None``
+    (then ``confidence`` is reported as 1.0: a truth map is certain). Returns shares of
+    the torso's pixel count (``head``, ``legs``, ``arms``), ``aspect`` (height / width),
+    ``confidence`` (mean over the torso's pixels) and the edge flags.
+    """
+    x0, y0, x1, y1 = torso.box
+    w, h = x1 - x0, y1 - y0
+    area = max(1, torso.area)
+    if confidence is None:
+        conf = 1.0
+    else:
+        conf = float(confidence[torso.ys, torso.xs].mean())
+    legs_below = _count(labels, LEGS, x0 - w / 2, torso.cy, x1 + w / 2, y1 + 1.5 * h)
+    return {
+        "confidence": round(conf, 4),
+        "head": round(_count(labels, HEAD, x0 - w / 2, y0 - h, x1 + w / 2, y0 + h / 4) / area, 4),
+        "legs": round(legs_below / area, 4),
+        "arms": round(_count(labels, ARMS, x0 - w, y0 - h / 4, x1 + w, y1 + h / 4) / area, 4),
+        "aspect": round(h / max(1, w), 4),
+        "at_top": bool(y0 <= 0),
+        "at_bottom": bool(y1 >= labels.shape[0]),
+    }
+
+
+def judge(figures: dict, s: GateSettings) -> list[str]:
+    """The failed checks' reasons for one candidate's :func:`measure` figures ([] = kept)."""
+    reasons = []
+    if figures["confidence"] < s.min_confidence:
+        reasons.append("low_confidence")
+    if figures["head"] < s.min_head and not figures["at_top"]:
+        reasons.append("no_head")
+    if figures["legs"] < s.min_legs and not figures["at_bottom"]:
+        reasons.append("no_legs")
+    if figures["arms"] < s.min_arms:
+        reasons.append("no_arms")
+    if not s.min_aspect <= figures["aspect"] <= s.max_aspect or figures["head"] > s.max_head:
+        reasons.append("bad_proportions")
+    return reasons
+
+
+def photo_reason(dropped: list[list[str]]) -> str:
+    """Why a photo whose every candidate was dropped stays intact.
+
+    ``low_confidence`` when some candidate failed on confidence alone (the layout was
+    fine), else ``implausible_layout``; ``no_runner`` when there were no candidates.
+    """
+    if not dropped:
+        return "no_runner"
+    if any(reasons == ["low_confidence"] for reasons in dropped):
+        return "low_confidence"
+    if all("low_confidence" in reasons for reasons in dropped):
+        return "low_confidence"
+    return "implausible_layout"
