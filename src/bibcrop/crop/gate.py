@@ -11,6 +11,8 @@ it, if any). It is kept only when every check passes; each failed check is a nam
 - ``no_legs``: too few leg pixels (Pants, Skirt, legs, shoes, Socks) below the torso's
   centre, outside the torso itself (skipped when the torso touches the bottom edge);
 - ``no_arms``: too few arm or glove pixels beside the torso;
+- ``no_body`` (per_runner, before the checks): a torso with no pants below it and no
+  body part around it (:func:`bibcrop.crop.roi.has_body_around`);
 - ``bad_proportions``: the torso's height / width outside ``[min_aspect, max_aspect]``,
   or a head larger than ``max_head`` times the torso (a face-coloured blob by a patch).
 
@@ -127,9 +129,10 @@ def photo_reason(dropped: list[list[str]]) -> str:
     """Why a photo whose every candidate was dropped stays intact.
 
     ``low_confidence`` when some candidate failed on confidence alone (the layout was
-    fine), else ``implausible_layout``; ``no_runner`` when there were no candidates.
+    fine), else ``implausible_layout``; ``no_runner`` when there were no candidates or
+    every one was a lone torso (``no_body``: no pants below, no body part around).
     """
-    if not dropped:
+    if all("no_body" in reasons for reasons in dropped):
         return "no_runner"
     if any(reasons == ["low_confidence"] for reasons in dropped):
         return "low_confidence"

@@ -104,14 +104,15 @@ def _union(a, b):
 def raw_boxes(labels: np.ndarray, s: RoiSettings) -> tuple[list[tuple], str | None]:
     """Boxes before gate, margin and checks, or ``([], reason)``."""
     candidates, reason = raw_candidates(labels, s)
-    if reason:
-        return [], reason
-    boxes = [box for _, box in candidates]
+    boxes = [box for _, box, alone in candidates if not alone]
+    if reason or not boxes:
+        return [], reason or "no_runner"
     return (merge_overlapping(boxes) if s.mode == "per_runner" else boxes), None
 
 
 def raw_candidates(labels: np.ndarray, s: RoiSettings):
-    """``([(torso Component, box), ...], None)`` before the gate, or ``([], reason)``."""
+    """``([(torso Component, box, alone), ...], None)`` before the gate, or ``([], reason)``;
+    ``alone``: a per_runner torso with neither pants below nor body parts around it."""
     min_pixels = max(1, int(s.min_component_frac * labels.size))
     torsos = components(_mask(labels, s.torso_classes), min_pixels)
     if not torsos:
@@ -119,7 +120,7 @@ def raw_candidates(labels: np.ndarray, s: RoiSettings):
     pants = components(_mask(labels, s.pants_classes), min_pixels)
     if s.mode == "torso_to_bottom":
         torso = max(torsos, key=lambda c: c.area)
-        return [(torso, (torso.box[0], torso.box[1], torso.box[2], labels.shape[0]))], None
+        return [(torso, (torso.box[0], torso.box[1], torso.box[2], labels.shape[0]), False)], None
     if s.mode == "torso_pants":
         if not pants:
             return [], "no_pants"
@@ -128,9 +129,8 @@ def raw_candidates(labels: np.ndarray, s: RoiSettings):
         if not above:
             return [], "no_torso"
         torso = max(above, key=lambda c: c.area)
-        return [(torso, _union(torso.box, biggest.box))], None
-    found = per_runner_candidates(torsos, pants, _mask(labels, BODY_CLASSES))
-    return (found, None) if found else ([], "no_runner")
+        return [(torso, _union(torso.box, biggest.box), False)], None
+    return per_runner_candidates(torsos, pants, _mask(labels, BODY_CLASSES)), None
 
 
 # Parts that show a person is there: a garment-coloured patch of background has none.
@@ -153,7 +153,8 @@ def per_runner_candidates(torsos: list[Component], pants: list[Component], body=
     A torso with no pants below is kept when body parts (head, arms, legs...) lie around it:
     a runner whose pants are hidden or missed by the model, however small and far away,
     not a stray garment-coloured patch of background. Without ``body`` every torso is kept.
-    Returns ``[(torso, box), ...]``, largest torso first.
+    Returns ``[(torso, box, alone), ...]``, largest torso first; ``alone`` marks a torso
+    with neither (dropped as ``no_body``).
     """
     found, taken = [], set()
     for torso in sorted(torsos, key=lambda c: -c.area):
@@ -165,18 +166,19 @@ def per_runner_candidates(torsos: list[Component], pants: list[Component], body=
             if overlap > best_overlap:
                 best, best_overlap = i, overlap
         if best is None:
-            if body is None or has_body_around(torso, body):
-                found.append((torso, torso.box))
+            alone = body is not None and not has_body_around(torso, body)
+            found.append((torso, torso.box, alone))
         else:
             taken.add(best)
-            found.append((torso, _union(torso.box, pants[best].box)))
+            found.append((torso, _union(torso.box, pants[best].box), False))
     return found
 
 
 def per_runner_boxes(torsos: list[Component], pants: list[Component], body=None) -> list[tuple]:
     """:func:`per_runner_candidates`' boxes; boxes that mostly overlap are merged, so one
     runner never yields two crops."""
-    return merge_overlapping([box for _, box in per_runner_candidates(torsos, pants, body)])
+    found = per_runner_candidates(torsos, pants, body)
+    return merge_overlapping([box for _, box, alone in found if not alone])
 
 
 def _area(box) -> int:
@@ -257,9 +259,9 @@ def decide(
     if reason:
         return {"boxes": [], "reasons": [reason], "candidates": []}
     records, kept, dropped = [], [], []
-    for torso, box in found:
+    for torso, box, alone in found:
         figures = measure(labels, confidence, torso)
-        why = judge(figures, s.gate)
+        why = ["no_body", *judge(figures, s.gate)] if alone else judge(figures, s.gate)
         records.append({
             "box": [int(round(v * scale)) for v in box],
             "confidence": figures["confidence"],

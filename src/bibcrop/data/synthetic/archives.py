@@ -57,7 +57,7 @@ def person_sample(seed: int, split_index: int, index: int, lip_cfg) -> tuple[np.
     rng = np.random.default_rng([seed, split_index, index])
     height = int(rng.integers(lip_cfg.min_side, lip_cfg.max_side + 1))
     width = int(np.clip(height * rng.uniform(0.5, 0.95), lip_cfg.min_side * 0.6, lip_cfg.max_side))
-    image, labels = draw_person(rng, height, width)
+    image, labels = draw_person(rng, height, width, clutter=bool(lip_cfg.get("clutter", False)))
     return image, labels, bool(rng.random() < lip_cfg.grayscale_fraction)
 
 

@@ -248,17 +248,46 @@ def draw_runner(
     return bib, number
 
 
-def draw_person(rng: np.random.Generator, height: int, width: int, background=None):
-    """A LIP-like person-centric image: (uint8 [H,W,3], uint8 labels [H,W])."""
+def draw_person(
+    rng: np.random.Generator, height: int, width: int, background=None, clutter: bool = False
+):
+    """A LIP-like person-centric image: (uint8 [H,W,3], uint8 labels [H,W]).
+
+    With ``clutter`` the image is as busy as a race photo: the race scenes' background
+    (10-30 coloured blobs, label 0), 0-2 bystanders cut by the left or right border
+    behind the person, the person itself sometimes cut by the border, and 0-2 occluders
+    (coloured shapes in front, label 0 where they cover). Every person drawn is labelled,
+    as in the race photos' truth, so coloured shapes are background and people are people.
+    """
     from bibcrop.data.synthetic.background import paint_background
 
     image = Image.new("RGB", (width, height))
     labels = Image.new("L", (width, height), 0)
-    paint_background(image, rng)
+    paint_background(image, rng, blobs=int(rng.integers(10, 30)) if clutter else None)
     canvas = Canvas(image, labels)
-    person_h = height * rng.uniform(0.8, 0.97)
-    top = rng.uniform(0, height - person_h)
+    if clutter:
+        for _ in range(int(rng.integers(0, 3))):
+            bh = height * rng.uniform(0.5, 1.0)
+            bw = bh * rng.uniform(0.4, 0.55)
+            bx = rng.uniform(-0.7 * bw, -0.2 * bw)
+            if rng.random() < 0.5:
+                bx = width - bw - bx
+            by = rng.uniform(-0.15 * bh, max(height - 0.7 * bh, -0.1 * bh))
+            draw_runner(canvas, rng, (bx, by, bx + bw, by + bh))
+    cut = clutter and rng.random() < 0.3
+    person_h = height * (rng.uniform(1.0, 1.25) if cut else rng.uniform(0.8, 0.97))
+    top = rng.uniform(-0.2 * person_h, 0.0) if cut else rng.uniform(0, height - person_h)
     person_w = min(width * rng.uniform(0.7, 0.95), person_h * 0.6)
-    left = rng.uniform(0, width - person_w)
+    left = rng.uniform(0, max(width - person_w, 0.0))
     draw_runner(canvas, rng, (left, top, left + person_w, top + person_h))
+    if clutter:
+        for _ in range(int(rng.integers(0, 3))):
+            cx, cy = rng.uniform(0, width), rng.uniform(0.3 * height, height)
+            rx, ry = rng.uniform(0.04, 0.15) * width, rng.uniform(0.03, 0.12) * height
+            box = (cx - rx, cy - ry, cx + rx, cy + ry)
+            if rng.random() < 0.5:
+                canvas.ellipse(box, _colour(rng), 0)
+            else:
+                canvas.polygon([(box[0], box[1]), (box[2], box[1]), (box[2], box[3]),
+                                (box[0], box[3])], _colour(rng), 0)  # fmt: skip
     return np.asarray(image), np.asarray(labels)
