@@ -11,7 +11,7 @@ from bibcrop.crop.roi import RoiSettings, decide
 from bibcrop.data.lip_dataset import CLASS_IDS as C
 
 GATE = GateSettings(min_confidence=0.6, min_head=0.05, min_legs=0.3, min_arms=0.05,
-                    min_aspect=0.6, max_aspect=3.0, max_head=1.0)  # fmt: skip
+                    min_fill=0.5, min_aspect=0.6, max_aspect=3.0, max_head=1.0)  # fmt: skip
 
 
 def person(labels, x, top, w=12, h=16, head=True, legs=True, arms=True):
@@ -95,6 +95,15 @@ def test_a_runner_cut_by_the_top_or_bottom_border_needs_no_head_or_legs():
     assert run(labels)["candidates"][0]["kept"]
 
 
+def test_a_fragmented_torso_is_a_lace_of_pixels_not_a_garment():
+    labels = np.zeros((80, 60), np.uint8)
+    x0, y0, x1, y1 = person(labels, 20, 10)
+    torso = labels[y0:y1, x0:x1]
+    torso[(np.add.outer(np.arange(y1 - y0), np.arange(x1 - x0)) % 3) != 0] = 0  # a lattice
+    (candidate,) = run(labels)["candidates"]
+    assert candidate["reasons"] == ["fragmented"] and candidate["checks"]["fill"] < 0.5
+
+
 def test_several_failures_are_all_named_and_a_zero_threshold_switches_a_check_off():
     labels = np.zeros((80, 60), np.uint8)
     person(labels, 20, 10, head=False, arms=False)
@@ -111,7 +120,8 @@ def test_only_the_gated_runner_of_two_is_cropped():
     decision = run(labels)
     kept = {c["box"][0]: c["kept"] for c in decision["candidates"]}
     assert kept == {10: True, 60: False}
-    assert decision["boxes"] == [(10, 16, 22, 46)]  # torso top to pants bottom and decision["reasons"] == []
+    assert decision["boxes"] == [(10, 16, 22, 46)]  # torso top to pants bottom
+    assert decision["reasons"] == []
 
 
 def test_the_photo_reason_prefers_low_confidence_only_when_the_layout_was_fine():

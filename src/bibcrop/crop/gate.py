@@ -13,6 +13,8 @@ it, if any). It is kept only when every check passes; each failed check is a nam
 - ``no_arms``: too few arm or glove pixels beside the torso;
 - ``no_body`` (per_runner, before the checks): a torso with no pants below it and no
   body part around it (:func:`bibcrop.crop.roi.has_body_around`);
+- ``fragmented``: the torso fills less than ``min_fill`` of its bounding box (a lace of
+  pixels, as a parse of noise or texture gives, not a garment);
 - ``bad_proportions``: the torso's height / width outside ``[min_aspect, max_aspect]``,
   or a head larger than ``max_head`` times the torso (a face-coloured blob by a patch).
 
@@ -37,7 +39,7 @@ from bibcrop.data.lip_dataset import CLASS_IDS
 HEAD = ("Hat", "Hair", "Sunglasses", "Face")
 LEGS = ("Pants", "Skirt", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe", "Socks")
 ARMS = ("Left-arm", "Right-arm", "Glove")
-LAYOUT_REASONS = ("no_head", "no_legs", "no_arms", "bad_proportions")
+LAYOUT_REASONS = ("no_body", "no_head", "no_legs", "no_arms", "fragmented", "bad_proportions")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class GateSettings:
     min_head: float = 0.0  # head pixels above / torso pixels
     min_legs: float = 0.0  # leg pixels below / torso pixels
     min_arms: float = 0.0  # arm pixels beside / torso pixels
+    min_fill: float = 0.0  # torso pixels / torso box area
     min_aspect: float = 0.0  # torso box height / width
     max_aspect: float = float("inf")
     max_head: float = float("inf")  # head pixels / torso pixels
@@ -88,15 +91,13 @@ def measure(labels: np.ndarray, confidence: np.ndarray | None, torso) -> dict:
     ``labels`` int [H, W] LIP ids; ``confidence`` float [H, W] max softmax or ``None``
     (then ``confidence`` is reported as 1.0: a truth map is certain). Returns shares of
     the torso's pixel count (``head``, ``legs``, ``arms``), ``aspect`` (height / width),
-    ``confidence`` (mean over the torso's pixels) and the edge flags.
+    ``fill`` (pixels / box area), ``confidence`` (mean over the torso's pixels) and the
+    edge flags.
     """
     x0, y0, x1, y1 = torso.box
     w, h = x1 - x0, y1 - y0
     area = max(1, torso.area)
-    if confidence is None:
-        conf = 1.0
-    else:
-        conf = float(confidence[torso.ys, torso.xs].mean())
+    conf = 1.0 if confidence is None else float(confidence[torso.ys, torso.xs].mean())
     legs_below = _count(labels, LEGS, x0 - w / 2, torso.cy, x1 + w / 2, y1 + 1.5 * h)
     return {
         "confidence": round(conf, 4),
@@ -104,6 +105,7 @@ def measure(labels: np.ndarray, confidence: np.ndarray | None, torso) -> dict:
         "legs": round(legs_below / area, 4),
         "arms": round(_count(labels, ARMS, x0 - w, y0 - h / 4, x1 + w, y1 + h / 4) / area, 4),
         "aspect": round(h / max(1, w), 4),
+        "fill": round(torso.area / max(1, w * h), 4),
         "at_top": bool(y0 <= 0),
         "at_bottom": bool(y1 >= labels.shape[0]),
     }
@@ -120,6 +122,8 @@ def judge(figures: dict, s: GateSettings) -> list[str]:
         reasons.append("no_legs")
     if figures["arms"] < s.min_arms:
         reasons.append("no_arms")
+    if figures["fill"] < s.min_fill:
+        reasons.append("fragmented")
     if not s.min_aspect <= figures["aspect"] <= s.max_aspect or figures["head"] > s.max_head:
         reasons.append("bad_proportions")
     return reasons

@@ -114,10 +114,14 @@ def summarize_truth(per_photo: list[dict]) -> dict:
         return {}
     total = {k: sum(p[k] for p in per_photo) for k in
              ("crops", "true_crops", "runners", "found", "bibs", "bibs_kept")}  # fmt: skip
+
+    def share(part: str, whole: str) -> float | None:
+        return round(total[part] / total[whole], 4) if total[whole] else None
+
     out = {
-        "crop_precision": round(total["true_crops"] / total["crops"], 4) if total["crops"] else None,
-        "runner_recall": round(total["found"] / total["runners"], 4) if total["runners"] else None,
-        "bib_retention": round(total["bibs_kept"] / total["bibs"], 4) if total["bibs"] else None,
+        "crop_precision": share("true_crops", "crops"),
+        "runner_recall": share("found", "runners"),
+        "bib_retention": share("bibs_kept", "bibs"),
         "mean_crop_area": round(sum(p["area"] for p in per_photo) / len(per_photo), 4),
         "photos": len(per_photo),
         "crops": total["crops"],

@@ -265,7 +265,7 @@ def decide(
         records.append({
             "box": [int(round(v * scale)) for v in box],
             "confidence": figures["confidence"],
-            "checks": {k: figures[k] for k in ("head", "legs", "arms", "aspect")},
+            "checks": {k: figures[k] for k in ("head", "legs", "arms", "fill", "aspect")},
             "kept": not why,
             "reasons": why,
         })  # fmt: skip
