@@ -69,6 +69,12 @@ def main() -> None:
     parser.add_argument("--backend", default="litert", choices=["litert", "keras"])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--grain", type=float, default=0.0, help="noise sigma (DSLR-like: 4)")
+    parser.add_argument("--sizes", default="1280x720,5184x3456", help="photo sizes, WxH,...")
+    parser.add_argument(
+        "--no-confidence",
+        action="store_true",
+        help="labels only (the gate's confidence check off): what the confidence costs",
+    )
     args = parser.parse_args()
     import keras
 
@@ -88,8 +94,11 @@ def main() -> None:
     segmenter = Segmenter(model, int(cfg.crop.max_side))
     cache = tempfile.TemporaryDirectory()
     segmenter.forward = make_forward(args.backend, model, Path(cache.name), "bench" * 13)
+    if args.no_confidence:
+        segmenter.parse_many = lambda images: [(x, None) for x in segmenter.labels_many(images)]
     rows = []
-    for width, height in ((1280, 720), (5184, 3456)):
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
+    for width, height in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             make_photos(folder, args.photos, width, height)
@@ -112,7 +121,7 @@ def main() -> None:
                      f"{args.photos / stage:.2f}", f"{args.photos / floor:.2f}",
                      f"{stage / floor:.1f}x"])  # fmt: skip
     context = (f"{today()}, {machine()}, {versions()}, backend {args.backend}, batch "
-               f"{args.batch_size}, grain {args.grain}, "
+               f"{args.batch_size}, grain {args.grain}, confidence {not args.no_confidence}, "
                f"model {args.model or 'default, random weights'}")  # fmt: skip
     header = ["photo size", "MB/photo", "photos", "stage photos/s", "floor photos/s"]
     report("crop", context, [*header, "stage / floor"], rows)
