@@ -27,3 +27,21 @@ def test_batches_equal_single_images_and_mixed_sizes_keep_their_order(tiny_model
     mixed = serving.predict_many(tiny_model, [a, c, b], max_side=33)
     assert [m.shape for m in mixed] == [(40, 30), (25, 50), (40, 30)]
     np.testing.assert_array_equal(mixed[2], batch[1])
+
+
+def test_confidence_is_the_max_softmax_of_the_upsampled_logits(tiny_model):
+    image = _photo(70, 45, 4)
+    labels, confidence = serving.predict_parse(tiny_model, image, max_side=33)
+    np.testing.assert_array_equal(labels, serving.predict_labels(tiny_model, image, max_side=33))
+    assert confidence.shape == (70, 45) and confidence.dtype == np.float32
+    logits = serving.predict_logits(tiny_model, image, max_side=33)  # upsampled the same way
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(confidence, (z / z.sum(-1, keepdims=True)).max(-1), atol=1e-4)
+    assert confidence.min() >= 1 / 20 - 1e-6 and confidence.max() <= 1.0
+
+
+def test_batched_parse_keeps_order_and_pairs_labels_with_confidence(tiny_model):
+    a, c = _photo(40, 30, 1), _photo(25, 50, 3)
+    (la, ca), (lc, cc) = serving.predict_many(tiny_model, [a, c], max_side=33, confidence=True)
+    assert la.shape == ca.shape == (40, 30) and lc.shape == cc.shape == (25, 50)
+    np.testing.assert_allclose(ca, serving.predict_parse(tiny_model, a, max_side=33)[1], atol=1e-6)
