@@ -95,11 +95,22 @@ def test_a_runner_cut_by_the_top_or_bottom_border_needs_no_head_or_legs():
     assert run(labels)["candidates"][0]["kept"]
 
 
+def test_min_parts_lets_a_candidate_miss_one_part_but_not_two():
+    labels = np.zeros((80, 60), np.uint8)
+    person(labels, 20, 10, head=False)
+    assert run(labels, min_parts=2)["candidates"][0]["kept"]
+    labels[:] = 0
+    person(labels, 20, 10, head=False, arms=False)
+    (candidate,) = run(labels, min_parts=2)["candidates"]
+    assert candidate["reasons"] == ["no_head", "no_arms"]
+
+
 def test_a_fragmented_torso_is_a_lace_of_pixels_not_a_garment():
     labels = np.zeros((80, 60), np.uint8)
     x0, y0, x1, y1 = person(labels, 20, 10)
     torso = labels[y0:y1, x0:x1]
-    torso[(np.add.outer(np.arange(y1 - y0), np.arange(x1 - x0)) % 3) != 0] = 0  # a lattice
+    rows, cols = np.ogrid[: y1 - y0, : x1 - x0]
+    torso[(rows % 4 != 0) & (cols % 4 != 0)] = 0  # a connected grid of lines, fill 7/16
     (candidate,) = run(labels)["candidates"]
     assert candidate["reasons"] == ["fragmented"] and candidate["checks"]["fill"] < 0.5
 

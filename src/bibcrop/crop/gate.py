@@ -10,7 +10,8 @@ it, if any). It is kept only when every check passes; each failed check is a nam
   a runner cut by the border);
 - ``no_legs``: too few leg pixels (Pants, Skirt, legs, shoes, Socks) below the torso's
   centre, outside the torso itself (skipped when the torso touches the bottom edge);
-- ``no_arms``: too few arm or glove pixels beside the torso;
+- ``no_arms``: too few arm or glove pixels beside the torso (these three part checks
+  drop a candidate only when fewer than ``min_parts`` of them pass);
 - ``no_body`` (per_runner, before the checks): a torso with no pants below it and no
   body part around it (:func:`bibcrop.crop.roi.has_body_around`);
 - ``fragmented``: the torso fills less than ``min_fill`` of its bounding box (a lace of
@@ -50,6 +51,8 @@ class GateSettings:
     min_head: float = 0.0  # head pixels above / torso pixels
     min_legs: float = 0.0  # leg pixels below / torso pixels
     min_arms: float = 0.0  # arm pixels beside / torso pixels
+    min_parts: int = 3  # of head, legs, arms: how many must pass (a small runner's head
+    # or arms may be too small to parse; the failing parts are named only when too few pass)
     min_fill: float = 0.0  # torso pixels / torso box area
     min_aspect: float = 0.0  # torso box height / width
     max_aspect: float = float("inf")
@@ -64,7 +67,8 @@ class GateSettings:
         unknown = sorted(set(gate_cfg) - known)
         if unknown:
             raise ValueError(f"crop.gate.{unknown[0]} is not a gate knob: use {sorted(known)}")
-        values = {k: (int if k == "edge_px" else float)(gate_cfg[k]) for k in gate_cfg}
+        ints = ("edge_px", "min_parts")
+        values = {k: (int if k in ints else float)(gate_cfg[k]) for k in gate_cfg}
         if not 0.0 <= values.get("min_confidence", 0.0) <= 1.0:
             raise ValueError(
                 f"crop.gate.min_confidence={values['min_confidence']}: a probability, 0..1"
@@ -116,12 +120,15 @@ def judge(figures: dict, s: GateSettings) -> list[str]:
     reasons = []
     if figures["confidence"] < s.min_confidence:
         reasons.append("low_confidence")
+    parts = []
     if figures["head"] < s.min_head and not figures["at_top"]:
-        reasons.append("no_head")
+        parts.append("no_head")
     if figures["legs"] < s.min_legs and not figures["at_bottom"]:
-        reasons.append("no_legs")
+        parts.append("no_legs")
     if figures["arms"] < s.min_arms:
-        reasons.append("no_arms")
+        parts.append("no_arms")
+    if 3 - len(parts) < s.min_parts:
+        reasons += parts
     if figures["fill"] < s.min_fill:
         reasons.append("fragmented")
     if not s.min_aspect <= figures["aspect"] <= s.max_aspect or figures["head"] > s.max_head:
