@@ -49,11 +49,11 @@ def _sample(image, label, start, end, crop_size, aug: AugmentSettings):
     crop_image = tf.image.crop_and_resize(
         tf.cast(image, tf.float32)[None], box, [0], size,
         method="bilinear", extrapolation_value=float(aug.mean_pixel),
-    )[0]  # fmt: skip
+    )[0]
     crop_label = tf.image.crop_and_resize(
         tf.cast(label, tf.float32)[None], box, [0], size,
         method="nearest", extrapolation_value=float(aug.ignore_label),
-    )[0]  # fmt: skip
+    )[0]
     return crop_image, tf.cast(crop_label[..., 0], tf.int32)
 
 
@@ -111,13 +111,13 @@ def to_canvas(image, label, canvas: int):
     factor = tf.minimum(1.0, canvas / tf.cast(tf.reduce_max(shape), tf.float32))
     size = tf.maximum(1, tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32))
     image = tf.cond(factor < 1.0, lambda: tf.cast(tf.round(tf.image.resize(image, size)),
-                    tf.uint8), lambda: image)  # fmt: skip
+                    tf.uint8), lambda: image)
     label = tf.cond(factor < 1.0, lambda: tf.image.resize(label, size, method="nearest"),
-                    lambda: label)  # fmt: skip
+                    lambda: label)
     image = tf.image.pad_to_bounding_box(image, 0, 0, canvas, canvas)
     label = tf.image.pad_to_bounding_box(label, 0, 0, canvas, canvas)[..., 0]
     return {"image": tf.ensure_shape(image, [canvas, canvas, 3]),
-            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}  # fmt: skip
+            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}
 
 
 def make_dataset(

@@ -170,8 +170,7 @@ def _traced_upsampled_argmax():
         resized = tf.image.resize(batch, target, method="bilinear")
         return tf.argmax(resized, axis=-1, output_type=tf.int32)
 
-    signature = [tf.TensorSpec([None, None, None, None], tf.float32),
-                 tf.TensorSpec([2], tf.int32)]  # fmt: skip
+    signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
     return tf.function(labels, input_signature=signature)
 
 
