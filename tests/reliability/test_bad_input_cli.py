@@ -66,12 +66,31 @@ def test_num_classes_smaller_than_the_data_stops_training_at_start_up(tmp_path, 
     assert not (tmp_path / "mlflow.db").exists() or "RUNNING" not in err  # failed before a run
 
 
-def test_annotation_csv_with_a_bad_row_names_file_and_line(tmp_path, tiny_keras, capsys):
+def test_annotation_csv_bad_rows_are_counted_with_file_and_line(tmp_path, tiny_keras, capsys):
     photo(tmp_path / "in/a.jpg")
+    photo(tmp_path / "in/start, wave 2.jpg")
     csv = tmp_path / "bibs.csv"
-    csv.write_text("a.jpg,1,2,30,40,bib\na.jpg,1,two,30,40,bib\n")
-    assert main(crop_args(tmp_path, tiny_keras, **{"crop.annotations": csv})) != 0
-    assert f"{csv}:2" in capsys.readouterr().err
+    csv.write_text(  # a spreadsheet's BOM, a header, one good row per photo, three bad ones
+        "filename,x_min,y_min,x_max,y_max,class\na.jpg,1,2,30,40,bib\na.jpg,1,two,30,40,bib\n"
+        '"start, wave 2.jpg",5,5,20,20,bib\na.jpg,40,40,10,10,bib\nghost.jpg,1,1,2,2,bib\n',
+        "utf-8-sig",
+    )
+    assert main(crop_args(tmp_path, tiny_keras, **{"crop.annotations": csv})) == 0
+    out = capsys.readouterr().out
+    assert f"{csv}:3: bib row refused, not_a_number" in out
+    assert f"{csv}:5: bib row refused, swapped_corners" in out
+    assert f"{csv}:6: bib row matches no photo: 'ghost.jpg'" in out
+    report = json.loads((tmp_path / "reports/crop.json").read_text())
+    rows = report["bib_rows"]
+    assert rows["refused_by_reason"] == {"not_a_number": 1, "swapped_corners": 1}
+    assert [(r["line"], r["reason"]) for r in rows["refused_rows"]] == [
+        (3, "not_a_number"), (5, "swapped_corners"),
+    ]  # fmt: skip
+    assert rows["unmatched"] == 1 and report["bibs"] == 2  # refused rows are not bibs
+    from bibcrop.crop.annotations import read_table
+
+    written = read_table(tmp_path / "out/annotations.csv")
+    assert written.problems == [] and report["annotations"] == len(written.rows)
 
 
 def test_non_images_are_counted_and_links_out_of_the_tree_are_refused(tmp_path, tiny_keras):
