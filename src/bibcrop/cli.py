@@ -4,11 +4,18 @@ Each stage is a module under ``bibcrop.stages`` with ``run(cfg) -> dict``. By de
 config is composed from ``conf/config.yaml``; DVC stages pass ``-cd . -cn params`` so that
 Hydra reads the composed ``params.yaml`` instead, which is how ``dvc exp run -S`` reaches
 them. ``-m`` sweeps work as in any Hydra app.
+
+Errors about the input or the config (see :func:`is_user_error`) print as two lines, the
+message naming the key, the value and the fix, with no traceback unless ``-v`` /
+``--verbose`` or ``HYDRA_FULL_ERROR=1`` asks for it; config values and input paths are
+checked (:mod:`bibcrop.checks`) before the stage module, and TensorFlow, is imported.
+Exit codes: 2 for a config value or path, 1 for an error while the stage ran.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 STAGES: dict[str, str] = {
@@ -86,12 +93,10 @@ def _compose(overrides: list[str]) -> int:
 
 def usage() -> str:
     names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
-    return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
+    return f"usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\nstages:\n  {names}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not ours
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
@@ -111,20 +116,74 @@ def main(argv: list[str] | None = None) -> int:
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2
-    args = [FLAGS.get(a, a) for a in args]
-    module = importlib.import_module(STAGES[stage])
-    return _run_hydra(stage, module.run, args + _hydra_defaults(stage, args))
+    verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    args = [FLAGS.get(a, a) for a in args if a not in VERBOSE]
+    if verbose:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
 
 
-def _run_hydra(stage: str, run, args: list[str]) -> int:
+# -v / --verbose: full tracebacks, as HYDRA_FULL_ERROR=1 gives
+VERBOSE = ("-v", "--verbose")
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Errors about the input or the config, shown as their message alone: bibcrop's own
+    exception classes, and the ``ValueError`` / ``LookupError`` / missing-file errors the
+    stages raise with the key and the fix in the message. Anything else is a bug and keeps
+    its traceback."""
+    own = type(err).__module__.startswith("bibcrop.")
+    return own or isinstance(
+        err, (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+    )
+
+
+def report_error(stage: str, err: BaseException) -> None:
+    """Two lines on stderr: the message, then how to see the traceback."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    sys.stderr.write(
+        f"bibcrop {stage}: error: {message}\n"
+        "(run with --verbose or HYDRA_FULL_ERROR=1 for the traceback)\n"
+    )
+
+
+def _defaults():
+    """``conf/`` composed without overrides (the types precheck compares against), or None
+    when it does not compose (Hydra's app then reports why)."""
+    from bibcrop.config import compose_config
+
+    try:
+        return compose_config([])
+    except Exception:  # noqa: BLE001  (reported by the app itself, with the file named)
+        return None
+
+
+def _run_hydra(stage: str, args: list[str], verbose: bool = False) -> int:
     import hydra
 
+    from bibcrop.checks import ConfigError, precheck
     from bibcrop.config import CONFIG_NAME, conf_dir
+    from bibcrop.project import ProjectNotFoundError
 
-    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)
+    try:
+        config_path = str(conf_dir())
+    except ProjectNotFoundError as err:
+        report_error(stage, err)
+        return 2
+    defaults = _defaults()
+
+    @hydra.main(version_base="1.3", config_path=config_path, config_name=CONFIG_NAME)
     def app(cfg):
-        refuse_targets(cfg)
-        return run(cfg)
+        try:
+            refuse_targets(cfg)
+            precheck(stage, cfg, defaults)  # config values and paths, before TensorFlow loads
+            module = importlib.import_module(STAGES[stage])
+            return module.run(cfg)
+        except Exception as err:
+            if verbose or not is_user_error(err):
+                raise
+            report_error(stage, err)
+            raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
 
     saved = sys.argv
     sys.argv = [f"bibcrop {stage}", *args]

@@ -167,3 +167,77 @@ def test_no_dvc_stage_records_a_param_that_can_hold_a_secret(repo_root):
     assert params and "mlflow.registered_model_name" in params
     risky = [p for p in params if is_secret_key(p.split(".")[-1]) or "uri" in p]
     assert risky == []  # dvc.lock copies these values; credentials live in the environment
+
+
+# --- errors a person can read, before TensorFlow loads (issue 14, kind 7) ------------------
+
+
+def cli(args, cwd, env_extra=None):
+    """``python -X importtime -m bibcrop.cli ...`` as a user runs it: (rc, message lines,
+    modules imported, seconds)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import bibcrop
+
+    env = {**os.environ, "PYTHONPATH": str(Path(bibcrop.__file__).parents[1])}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.update(env_extra or {})
+    started = time.perf_counter()
+    command = [sys.executable, "-X", "importtime", "-m", "bibcrop.cli", *args]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - started
+    lines = done.stderr.splitlines()
+    modules = {ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")}
+    message = [ln for ln in lines if not ln.startswith("import time:")]
+    return done.returncode, message, modules, seconds
+
+
+REPO = __import__("pathlib").Path(__file__).parents[2]
+KIND7 = {
+    "crop.mode=nonsense": (["crop", "crop.mode=nonsense"], "crop.mode=nonsense",
+                           "choose one of torso_pants"),
+    "missing photo folder": (["crop", "crop.input_dir={tmp}/no-photos"],
+                             "crop.input_dir={tmp}/no-photos", "no such folder"),
+    "missing annotations": (["crop", "crop.input_dir={tmp}", "crop.annotations={tmp}/no.csv"],
+                            "crop.annotations={tmp}/no.csv", "no such file"),
+    "a word for a number": (["train", "train.steps=ten"], "train.steps=ten", "an integer"),
+    "missing tfrecords": (["evaluate", "paths.tfrecords={tmp}/none"],
+                          "paths.tfrecords={tmp}/none", "bibcrop tfrecords"),
+    "missing checkpoint": (["train", "paths.tfrecords={tmp}/shards",
+                            "train.init_checkpoint={tmp}/model.ckpt-1"],
+                           "train.init_checkpoint={tmp}/model.ckpt-1", "nothing is downloaded"),
+    "missing dataset": (["extract", "dataset.source_dir={tmp}/lip"],
+                        "dataset.source_dir={tmp}/lip", "bibcrop synthesize"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", KIND7)
+def test_a_bad_value_or_path_is_two_lines_naming_key_value_fix_before_tensorflow(tmp_path, case):
+    args, named, fix = KIND7[case]
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards/train-00000-of-00001.tfrecord").write_bytes(b"")
+    args = [a.format(tmp=tmp_path) for a in args] + [f"hydra.run.dir={tmp_path / 'h'}"]
+    rc, message, modules, seconds = cli(args, REPO)
+    print(f"{case}: exit {rc} in {seconds:.2f} s: {message}")  # the measured time, reported
+    assert rc == 2
+    assert len(message) == 2 and not any("Traceback" in ln for ln in message), message
+    assert named.format(tmp=tmp_path) in message[0] and fix in message[0]
+    assert "tensorflow" not in modules and "keras" not in modules
+
+
+def test_the_traceback_is_there_when_asked_for(tmp_path):
+    args = ["crop", "crop.mode=nonsense", f"hydra.run.dir={tmp_path / 'h'}"]
+    for extra, env in ((["--verbose"], None), ([], {"HYDRA_FULL_ERROR": "1"})):
+        rc, message, _, _ = cli(args + extra, REPO, env)
+        assert rc != 0 and any("Traceback" in ln for ln in message)
+        assert "crop.mode=nonsense" in message[-1]
+
+
+def test_outside_a_project_is_one_clear_error(tmp_path):
+    rc, message, modules, _ = cli(["crop"], tmp_path, {"BIBCROP_ROOT": ""})
+    assert rc == 2 and len(message) == 2 and "no bibcrop project" in message[0]
+    assert "tensorflow" not in modules
