@@ -241,3 +241,37 @@ def test_outside_a_project_is_one_clear_error(tmp_path):
     rc, message, modules, _ = cli(["crop"], tmp_path, {"BIBCROP_ROOT": ""})
     assert rc == 2 and len(message) == 2 and "no bibcrop project" in message[0]
     assert "tensorflow" not in modules
+
+
+def test_a_checkpoint_of_another_backbone_stops_train_before_any_step(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    from tinydata import write_extracted
+
+    from bibcrop.data.tfrecords import build
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "model"))
+    from test_weight_import import xception_like_checkpoint
+
+    extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
+    build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
+    xception_like_checkpoint(tmp_path / "ckpt" / "model.ckpt-1")
+    db = tmp_path / "mlflow.db"
+    args = ["train", f"paths.tfrecords={tmp_path / 'tfrecords'}",
+            f"train.init_checkpoint={tmp_path / 'ckpt'}", "train.initialize_last_layer=false",
+            f"mlflow.tracking_uri=sqlite:///{db}", f"train.output_dir={tmp_path / 'train'}",
+            f"train.backup_dir={tmp_path / 'b'}", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "bibcrop train: error: train.init_checkpoint=" in err
+    assert "matched 0 of the model's" in err and "set model/backbone=xception65" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "train/model.keras").exists()
+    if db.exists():  # the run, if one was opened, did not finish as if it had trained
+        import mlflow
+
+        runs = mlflow.MlflowClient(f"sqlite:///{db}").search_runs(
+            [e.experiment_id for e in mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()]
+        )
+        assert all(r.info.status != "FINISHED" for r in runs)
