@@ -9,15 +9,11 @@ traceback and exits 2. Nothing here imports TensorFlow or Keras.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop.project import resolve
-
-# DeepLab's converter names shards like this (build_voc2012_data.py, build_data.py)
-SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.tfrecord$")
 
 
 class ConfigError(ValueError):
@@ -68,6 +64,8 @@ def optional_file(cfg: DictConfig, key: str, fix: str, folder_ok: bool = False) 
 
 def tfrecord_folder(cfg: DictConfig) -> None:
     """``paths.tfrecords`` holds ``manifest.json`` or DeepLab-converter shards."""
+    from bibcrop.data.tfrecords import SHARD_PATTERN
+
     path = folder(cfg, "paths.tfrecords", "run `bibcrop tfrecords` (or `dvc repro tfrecords`)")
     if (path / "manifest.json").is_file():
         return
@@ -135,6 +133,7 @@ CHECKS = {
     "validate": tfrecord_folder,
     "train": _train,
     "evaluate": tfrecord_folder,
+    "manifest": tfrecord_folder,
     "crop": _crop,
 }
 

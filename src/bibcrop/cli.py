@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "extract": "bibcrop.stages.extract",
     "tfrecords": "bibcrop.stages.tfrecords",
     "validate": "bibcrop.stages.validate",
+    "manifest": "bibcrop.stages.manifest",
     "model-info": "bibcrop.stages.model_info",
     "train": "bibcrop.stages.train",
     "evaluate": "bibcrop.stages.evaluate",
