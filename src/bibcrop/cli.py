@@ -83,12 +83,34 @@ def refuse_targets(cfg, path: str = "") -> None:
             refuse_targets(item, f"{path}[{index}]")
 
 
-def _compose(overrides: list[str]) -> int:
-    """Not a Hydra app itself: it runs the same composition DVC runs and writes params.yaml."""
-    from bibcrop.config import write_params
+def _compose(args: list[str]) -> int:
+    """Not a Hydra app itself: it runs the same composition DVC runs and writes params.yaml.
 
-    path = write_params(overrides)
-    print(f"wrote {path.name} from conf/ (overrides: {' '.join(overrides) or 'none'})")
+    Overrides are kept in ``conf/local/local.yaml`` (merged with those already there) so
+    that ``dvc exp run`` and ``dvc repro`` see them too; ``--reset`` removes them.
+    """
+    from bibcrop.config import (
+        keep_overrides,
+        local_file,
+        local_overrides,
+        reset_overrides,
+        write_params,
+    )
+
+    reset = "--reset" in args
+    overrides = [a for a in args if a != "--reset"]
+    try:
+        if reset and reset_overrides():
+            print(f"removed {local_file()}")
+        kept = keep_overrides(overrides) if overrides else local_overrides()
+        path = write_params([])
+    except Exception as err:  # noqa: BLE001  (an override that does not compose)
+        if not is_user_error(err) and "HYDRA_FULL_ERROR" not in os.environ:
+            raise
+        report_error("compose", err)
+        return 2
+    where = f"; kept in {local_file().relative_to(path.parent)}" if kept else ""
+    print(f"wrote {path.name} from conf/ (overrides: {' '.join(kept) or 'none'}{where})")
     return 0
 
 
