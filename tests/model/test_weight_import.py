@@ -240,3 +240,12 @@ def test_imagenet_weights_that_are_not_the_keras_file_name_it(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # an HDF5 signature, then nothing
     with pytest.raises(ckpt.CheckpointError, match=r"train.imagenet_weights=.*no_top.h5: not"):
         ckpt.import_keras_imagenet(build_model(compose_config([])), path)
+
+
+def test_a_cut_short_keras_model_names_the_file_not_file_not_found(tmp_path, tiny_model):
+    path = tmp_path / "model.keras"
+    tiny_model.save(path)
+    assert ckpt.load_keras_file(path, "crop.model_path").count_params() > 0
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ckpt.CheckpointError, match=r"crop.model_path: .*model.keras is not a"):
+        ckpt.load_keras_file(path, "crop.model_path")

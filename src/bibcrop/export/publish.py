@@ -114,7 +114,9 @@ def publish(cfg: DictConfig) -> dict:
 
     settings = settings_from(cfg)
     source = resolve(cfg.train.output_dir) / TRAINED
-    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    from bibcrop.model.checkpoints import load_keras_file
+
+    model = load_keras_file(source, "the trained model (rerun `bibcrop train`)")
     metric = read_eval_metric(cfg, settings.key_metric)
     files = write_files(model, cfg, source)
     run = read_run_file(cfg)

@@ -235,6 +235,26 @@ def check_backbone_match(
     )
 
 
+def load_keras_file(path: str | Path, key: str) -> keras.Model:
+    """A ``.keras`` model (``safe_mode``, not compiled); :class:`CheckpointError` naming the
+    file and ``key`` (the setting or stage that produced it) when it is partial or corrupt.
+
+    Keras reports a corrupt zip as "File not found"; this says what it is instead.
+    """
+    import zipfile
+
+    path = Path(path)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as err:
+        if not path.is_file():
+            raise
+        raise CheckpointError(
+            f"{key}: {path} is not a readable .keras model, a partial or corrupt copy or "
+            f"another format ({_first_line(err)}); copy or export it again"
+        ) from None
+
+
 def keras_imagenet_name(official: str) -> tuple[str, str] | None:
     """``MobilenetV2/expanded_conv_3/expand/BatchNorm/gamma`` -> ``(block_3_expand_BN, gamma)``."""
     parts = official.split("/")
