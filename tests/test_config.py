@@ -152,3 +152,24 @@ def test_compose_keeps_merges_and_resets_its_overrides(tmp_path, repo_root):
     assert reset_overrides(tmp_path) and not reset_overrides(tmp_path)
     assert composed_container(root=tmp_path)["dataset"]["name"] == "synthetic_lip"
     assert cfg == composed_container(kept, root=tmp_path)  # as if given on the command line
+
+
+def test_an_override_that_does_not_compose_is_two_lines_and_keeps_the_old_switch(
+    tmp_path, repo_root, monkeypatch, capsys
+):
+    import shutil
+
+    from bibcrop.cli import main
+    from bibcrop.config import local_overrides
+
+    shutil.copytree(repo_root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "params.yaml").write_text("{}\n")
+    monkeypatch.setenv("BIBCROP_ROOT", str(tmp_path))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert main(["compose", "dataset=lip"]) == 0
+    assert main(["compose", "dataset=nope"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith("bibcrop compose: error:") and "nope" in err[0]
+    assert local_overrides(tmp_path) == ["dataset=lip"]
+    assert main(["compose", "train.stepz=3"]) == 2
+    assert local_overrides(tmp_path) == ["dataset=lip"]

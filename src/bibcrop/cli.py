@@ -151,19 +151,24 @@ VERBOSE = ("-v", "--verbose")
 
 
 def is_user_error(err: BaseException) -> bool:
-    """Errors about the input or the config, shown as their message alone: bibcrop's own
-    exception classes, and the ``ValueError`` / ``LookupError`` / missing-file errors the
-    stages raise with the key and the fix in the message. Anything else is a bug and keeps
-    its traceback."""
-    own = type(err).__module__.startswith("bibcrop.")
+    """Errors about the input or the config, shown as their message alone: bibcrop's,
+    Hydra's and OmegaConf's own exception classes, and the ``ValueError`` / ``LookupError``
+    / missing-file errors the stages raise with the key and the fix in the message.
+    Anything else is a bug and keeps its traceback."""
+    own = type(err).__module__.startswith(("bibcrop.", "hydra.", "omegaconf."))
     return own or isinstance(
         err, (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
     )
 
 
 def report_error(stage: str, err: BaseException) -> None:
-    """Two lines on stderr: the message, then how to see the traceback."""
+    """Two lines on stderr: the message (a multi-line one joined into one), then how to
+    see the traceback."""
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if "Config search path:" in lines:  # Hydra's missing-option error: the options, not paths
+        lines = lines[: lines.index("Config search path:")]
+    message = " ".join(lines[:8])
     sys.stderr.write(
         f"bibcrop {stage}: error: {message}\n"
         "(run with --verbose or HYDRA_FULL_ERROR=1 for the traceback)\n"

@@ -141,11 +141,32 @@ def local_yaml(overrides: list[str], root: Path | None = None) -> str:
 
 
 def keep_overrides(overrides: list[str], root: Path | None = None) -> list[str]:
-    """Merge ``overrides`` into ``conf/local/local.yaml`` (atomically); the kept list."""
+    """Merge ``overrides`` into ``conf/local/local.yaml`` (atomically); the kept list.
+
+    The overrides must compose as they would on the command line (a key typo or an unknown
+    group option is Hydra's error), and so must the new file; otherwise the previous file
+    is kept and Hydra's error is raised.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     from bibcrop import atomic
 
+    path = local_file(root)
+    before = path.read_bytes() if path.is_file() else None
+    old = {OverridesParser.create().parse_override(o).key_or_group for o in local_overrides(root)}
+    fresh = [o for o in overrides if OverridesParser.create().parse_override(o).key_or_group
+             not in old]  # fmt: skip
+    compose_config(fresh, root)  # as on the command line: a key typo or unknown option fails
     kept = _merged(local_overrides(root), list(overrides))
-    atomic.write_text(local_file(root), local_yaml(kept, root))
+    atomic.write_text(path, local_yaml(kept, root))
+    try:
+        compose_config([], root)
+    except Exception:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic.write_bytes(path, before)
+        raise
     return kept
 
 
