@@ -128,14 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], argv[1:]
     if stage == "compose":
         return _compose(args)
-    if stage == "server":
-        from bibcrop.tracking.server import main as server
-
-        return server(args)
-    if stage == "summary":
-        from bibcrop.summary import main as summary
-
-        return summary()
+    if stage in ("server", "summary"):
+        return _plain_command(stage, args)
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2
@@ -144,6 +138,25 @@ def main(argv: list[str] | None = None) -> int:
     if verbose:
         os.environ["HYDRA_FULL_ERROR"] = "1"
     return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
+
+
+def _plain_command(stage: str, args: list[str]) -> int:
+    """``server`` and ``summary``: not Hydra apps; their input errors are two lines too."""
+    verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    args = [a for a in args if a not in VERBOSE]
+    try:
+        if stage == "server":
+            from bibcrop.tracking.server import main as server
+
+            return server(args)
+        from bibcrop.summary import main as summary
+
+        return summary()
+    except Exception as err:
+        if verbose or not is_user_error(err):
+            raise
+        report_error(stage, err)
+        return 2
 
 
 # -v / --verbose: full tracebacks, as HYDRA_FULL_ERROR=1 gives

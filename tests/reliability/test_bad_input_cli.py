@@ -237,9 +237,11 @@ def test_the_traceback_is_there_when_asked_for(tmp_path):
         assert "crop.mode=nonsense" in message[-1]
 
 
-def test_outside_a_project_is_one_clear_error(tmp_path):
-    rc, message, modules, _ = cli(["crop"], tmp_path, {"BIBCROP_ROOT": ""})
+@pytest.mark.parametrize("command", ["crop", "summary"])
+def test_outside_a_project_is_one_clear_error(tmp_path, command):
+    rc, message, modules, _ = cli([command], tmp_path, {"BIBCROP_ROOT": ""})
     assert rc == 2 and len(message) == 2 and "no bibcrop project" in message[0]
+    assert message[0].startswith(f"bibcrop {command}: error:")
     assert "tensorflow" not in modules
 
 
