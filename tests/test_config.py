@@ -150,6 +150,7 @@ def test_compose_keeps_merges_and_resets_its_overrides(tmp_path, repo_root):
     with pytest.raises(ValueError, match="deletion"):
         keep_overrides(["~train.steps"], tmp_path)
     assert reset_overrides(tmp_path) and not reset_overrides(tmp_path)
+    assert not (tmp_path / "conf/local").exists()
     assert composed_container(root=tmp_path)["dataset"]["name"] == "synthetic_lip"
     assert cfg == composed_container(kept, root=tmp_path)  # as if given on the command line
 

@@ -175,4 +175,6 @@ def reset_overrides(root: Path | None = None) -> bool:
     path = local_file(root)
     existed = path.is_file()
     path.unlink(missing_ok=True)
+    if path.parent.is_dir() and not any(path.parent.iterdir()):
+        path.parent.rmdir()
     return existed
