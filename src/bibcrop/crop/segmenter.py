@@ -47,11 +47,10 @@ class Segmenter:
 
 
 def _load_keras(path: Path):
-    import keras
-
     import bibcrop.model  # noqa: F401  (registers the custom layers)
+    from bibcrop.model.checkpoints import load_keras_file
 
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    return load_keras_file(path, "crop.model_path / crop.model_uri")
 
 
 def _from_file(path: Path, max_side: int) -> Segmenter:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from bibcrop.imaging import decode_rgb8_tf
 from bibcrop.labels import IGNORE_LABEL, flip_lut
 from bibcrop.project import resolve
 
@@ -42,9 +43,13 @@ def raw_records(files, training: bool = False, seed: int | None = None) -> tf.da
 
 
 def decode_record(serialized) -> dict:
-    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename``."""
+    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename``.
+
+    The image is decoded by :func:`bibcrop.imaging.decode_rgb8_tf` (JPEG or PNG, sniffed;
+    16-bit scaled, alpha over white), as every other decoder in bibcrop does.
+    """
     parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-    image = tf.io.decode_jpeg(parsed["image/encoded"], channels=3)
+    image = decode_rgb8_tf(parsed["image/encoded"])
     label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
     return {"image": image, "label": label, "filename": parsed["image/filename"]}
 
@@ -111,8 +116,22 @@ def augment_encoded(parsed: dict, crop_size, aug: DictConfig, seed):
     """:func:`augment` on the encoded record, decoding only the JPEG window the crop reads.
 
     ``decode_and_crop_jpeg`` skips the inverse DCT outside the window, so a zoomed-in crop
-    of a large photo decodes a fraction of it. Same sampling as :func:`augment`.
+    of a large photo decodes a fraction of it. Same sampling as :func:`augment`. A record
+    whose image is not a JPEG (a PNG in shards from another converter) is decoded whole by
+    :func:`bibcrop.imaging.decode_rgb8_tf` and goes through :func:`augment`.
     """
+    encoded = parsed["image/encoded"]
+
+    def whole():
+        label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+        return augment(decode_rgb8_tf(encoded), label, crop_size, aug, seed)
+
+    return tf.cond(
+        tf.io.is_jpeg(encoded), lambda: _augment_jpeg_window(parsed, crop_size, aug, seed), whole
+    )
+
+
+def _augment_jpeg_window(parsed: dict, crop_size, aug: DictConfig, seed):
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     encoded = parsed["image/encoded"]
     shape_int = tf.image.extract_jpeg_shape(encoded)[:2]

@@ -39,7 +39,9 @@ def load_trained_model(cfg: DictConfig) -> keras.Model:
     path = resolve(cfg.train.output_dir) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `bibcrop train` (or `dvc repro train`)")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    from bibcrop.model.checkpoints import load_keras_file
+
+    return load_keras_file(path, "the trained model (rerun `bibcrop train`)")
 
 
 def score_split(model: keras.Model, cfg: DictConfig) -> tuple[np.ndarray, list]:

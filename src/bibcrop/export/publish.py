@@ -123,7 +123,9 @@ def publish(cfg: DictConfig) -> dict:
     target = configure(settings)  # before the slow export: the run must be in this store
     require_run(target.uri, run["run_id"], resolve(cfg.train.output_dir) / RUN_FILE)
     source = resolve(cfg.train.output_dir) / TRAINED
-    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    from bibcrop.model.checkpoints import load_keras_file
+
+    model = load_keras_file(source, "the trained model (rerun `bibcrop train`)")
     metric = read_eval_metric(cfg, settings.key_metric)
     files = write_files(model, cfg, source)
     model_uri = log_model(model, cfg, run["run_id"], files)

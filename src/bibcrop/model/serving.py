@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from bibcrop.imaging import array_to_rgb8
+
 MEAN_PIXEL = 127.5
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -71,7 +73,7 @@ def predict_logits(
     ``16k+1`` box: what the exported SavedModel does (one static shape, as DeepLab's export).
     ``upsample=False`` returns them at the model's (capped) size instead.
     """
-    batch = np.asarray(images)
+    batch = array_to_rgb8(images)  # grey, RGBA, 16-bit, float: bibcrop.imaging's one rule
     single = batch.ndim == 3
     if single:
         batch = batch[None]
@@ -89,8 +91,12 @@ def predict_logits(
 
 
 def predict_labels(model, images, max_side: int = 513, square: bool = False) -> np.ndarray:
-    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
-    images = np.asarray(images)
+    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size.
+
+    ``images``: uint8 RGB, or anything :func:`bibcrop.imaging.array_to_rgb8` takes (grey,
+    RGBA, 16-bit, float), made 8-bit RGB by the same rule as every decoder in bibcrop.
+    """
+    images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False)
     return upsampled_argmax(logits, images.shape[-3:-1])
 
