@@ -114,7 +114,9 @@ def test_a_model_uri_not_in_the_registry_lists_what_exists(tmp_path, tiny_keras,
                      "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})  # fmt: skip
     photo(tmp_path / "in/a.jpg")
     assert main(args) != 0
-    assert "models:/nope@champion not found (no registered models" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "models:/nope@champion not found in the MLflow store" in err
+    assert str(tmp_path / "mlflow.db") in err and "(no registered models" in err
 
 
 def test_a_flipped_byte_in_a_shard_stops_training_at_start_up_naming_it(tmp_path, capsys):
