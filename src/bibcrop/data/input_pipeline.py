@@ -20,7 +20,9 @@ from omegaconf import DictConfig
 from bibcrop.data.augment import AugmentSettings, source_window
 from bibcrop.data.lip_dataset import flip_with_swap
 from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
+from bibcrop.imaging import decode_rgb8_tf
 from bibcrop.project import resolve
+
 
 def _scale(aug: AugmentSettings, seed):
     low, high, step = float(aug.min_scale), float(aug.max_scale), float(aug.scale_step)
@@ -80,8 +82,22 @@ def augment_encoded(parsed: dict, crop_size, aug: AugmentSettings, seed):
     """:func:`augment` on the encoded record, decoding only the JPEG window the crop reads.
 
     ``decode_and_crop_jpeg`` skips the inverse DCT outside the window, so a zoomed-in crop
-    of a large photo decodes a fraction of it. Same sampling as :func:`augment`.
+    of a large photo decodes a fraction of it. Same sampling as :func:`augment`. A record
+    whose image is not a JPEG (a PNG in shards from another converter) is decoded whole by
+    :func:`bibcrop.imaging.decode_rgb8_tf` and goes through :func:`augment`.
     """
+    encoded = parsed["image/encoded"]
+
+    def whole():
+        label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+        return augment(decode_rgb8_tf(encoded), label, crop_size, aug, seed)
+
+    return tf.cond(
+        tf.io.is_jpeg(encoded), lambda: _augment_jpeg_window(parsed, crop_size, aug, seed), whole
+    )
+
+
+def _augment_jpeg_window(parsed: dict, crop_size, aug: AugmentSettings, seed):
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     encoded = parsed["image/encoded"]
     shape_int = tf.image.extract_jpeg_shape(encoded)[:2]
