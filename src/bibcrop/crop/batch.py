@@ -1,7 +1,8 @@
 """Crop a folder of photos: one recorded outcome per photo, resumable, atomic.
 
 Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``), ``intact`` (no usable box:
-the photo is copied unchanged, with the reasons) or ``error`` (unreadable, corrupt,
+the photo is copied unchanged, with the reasons, and keeps its bib rows) or ``error``
+(unreadable, corrupt,
 decompression bomb...). Each outcome is a JSON record under ``.records/`` written last,
 so a rerun skips exactly the finished photos (``crop.overwrite`` redoes them, deleting
 what their previous outcome wrote). The
@@ -113,9 +114,11 @@ def crop_decoded(
     boxes, reasons = decision["boxes"], decision["reasons"]
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
-    bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
+    # rows were matched to this photo by its relative path (annotations.match_rows);
+    # each is checked against the EXIF-oriented size, and a refused one is never counted
+    bibs, refused = annotations.split_rows(job.bibs.get(rel.as_posix(), []), width, height)
     record = {"photo": rel.as_posix(), "width": width, "height": height, "reasons": reasons,
-              "bibs": len(bibs), "candidates": decision["candidates"],
+              "bibs": len(bibs), "invalid_bibs": refused, "candidates": decision["candidates"],
               "crops": []}  # fmt: skip
     kept = set()
     for k, box in enumerate(boxes):
@@ -139,6 +142,7 @@ def crop_decoded(
         record["reasons"] = record["reasons"] or ["no_box"]
         atomic.write_bytes(job.output_dir / rel, path.read_bytes())
         record["bibs_retained"] = len(bibs)
+        record["intact_bibs"] = [list(b) for b in bibs]  # kept, in the photo's own frame
     truth = metrics.read_truth(job.truth_dir, rel)
     if truth is not None:
         record["truth"] = truth_counts(record, labels, confidence, truth, bibs, job)

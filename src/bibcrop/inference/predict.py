@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from bibcrop.imaging import array_to_rgb8
 from bibcrop.model.deeplab import input_mean_pixel
 
 MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
@@ -115,7 +116,7 @@ def predict_logits(
     ``upsample=False`` returns them at the model's (capped) size instead. Padding uses
     :func:`pad_value` (the model's mean pixel, as in training).
     """
-    batch = np.asarray(images)
+    batch = array_to_rgb8(images)  # grey, RGBA, 16-bit, float: bibcrop.imaging's one rule
     single = batch.ndim == 3
     if single:
         batch = batch[None]
@@ -154,8 +155,12 @@ def predict_parse(
     and the float32 max softmax probability per pixel (0..1, same shape), or ``None``
     with ``confidence=False``. The probability is that of the upsampled logits, so it
     belongs to exactly the label returned (softmax over the C class logits, as DeepLab's
-    ``semantic`` output before its argmax)."""
-    images = np.asarray(images)
+    ``semantic`` output before its argmax).
+
+    ``images``: uint8 RGB, or anything :func:`bibcrop.imaging.array_to_rgb8` takes (grey,
+    RGBA, 16-bit, float), made 8-bit RGB by the same rule as every decoder in bibcrop.
+    """
+    images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
     return upsampled_parse(logits, images.shape[-3:-1], confidence)
 
@@ -213,8 +218,7 @@ def _traced_upsampled_parse(confidence: bool):
         top = tf.reduce_max(resized, axis=-1)
         return labels, tf.exp(top - tf.reduce_logsumexp(resized, axis=-1))
 
-    signature = [tf.TensorSpec([None, None, None, None], tf.float32),
-                 tf.TensorSpec([2], tf.int32)]  # fmt: skip
+    signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
     return tf.function(parse, input_signature=signature)
 
 
