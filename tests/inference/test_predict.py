@@ -29,15 +29,22 @@ def test_batches_equal_single_images_and_mixed_sizes_keep_their_order(tiny_model
     np.testing.assert_array_equal(mixed[2], batch[1])
 
 
-def test_confidence_is_the_max_softmax_of_the_upsampled_logits(tiny_model):
+def _max_softmax(logits):
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return (z / z.sum(-1, keepdims=True)).max(-1)
+
+
+def test_confidence_is_the_max_softmax_at_model_resolution_upsampled(tiny_model):
     image = _photo(70, 45, 4)
     labels, confidence = serving.predict_parse(tiny_model, image, max_side=33)
     np.testing.assert_array_equal(labels, serving.predict_labels(tiny_model, image, max_side=33))
     assert confidence.shape == (70, 45) and confidence.dtype == np.float32
-    logits = serving.predict_logits(tiny_model, image, max_side=33)  # upsampled the same way
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(confidence, (z / z.sum(-1, keepdims=True)).max(-1), atol=1e-4)
+    low = serving.predict_logits(tiny_model, image, max_side=33, upsample=False)
+    expected = serving._resize(_max_softmax(low)[None, ..., None].astype(np.float32), (70, 45))
+    np.testing.assert_allclose(confidence, expected[0, ..., 0], atol=1e-5)
     assert confidence.min() >= 1 / 20 - 1e-6 and confidence.max() <= 1.0
+    exact = _max_softmax(serving.predict_logits(tiny_model, image, max_side=33))
+    assert np.abs(confidence - exact).mean() < 0.02  # the shortcut stays close to it
 
 
 def test_batched_parse_keeps_order_and_pairs_labels_with_confidence(tiny_model):
