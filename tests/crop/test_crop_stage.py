@@ -167,6 +167,18 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
         and report["model"]["name"] == name
     )
     assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
+    truth = tmp_path / "truth/labels"  # a truth map: the report measures runners, MLflow logs it
+    truth.mkdir(parents=True)
+    labels = np.zeros((70, 90), np.uint8)
+    labels[10:30, 20:40] = C["UpperClothes"]
+    Image.fromarray(labels).save(truth / "x.png")
+    truthful = crop_stage.run(
+        compose_config([*base, f"crop.truth_labels={truth}", "crop.overwrite=true"])
+    )
+    assert truthful["truth"]["per_runner"]["runners"] == 1
+    assert set(truthful["truth"]) == {"per_runner", "torso_pants", "torso_to_bottom"}
+    logged = client.get_run(truthful["model"]["run_id"]).data.metrics
+    assert logged["crop/per_runner/runners"] == 1 and "crop/torso_pants/photos" in logged
     with pytest.raises(ModelNotFoundError, match=r"champion->v1"):
         crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}@gold"]))
     with pytest.raises(ValueError, match="only a .keras file"):
