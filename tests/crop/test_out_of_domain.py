@@ -10,6 +10,8 @@ gate, not the parse, must keep these photos intact.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,13 +95,22 @@ KINDS = {
 }
 
 
+def configured_roi() -> RoiSettings:
+    """The shipped settings: conf/crop/default.yaml's ROI and tuned gate."""
+    from bibcrop.config import compose_config
+
+    return RoiSettings.from_cfg(compose_config([]).crop)
+
+
+@pytest.mark.parametrize("gate", ["configured", "hand-made"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_out_of_domain_photos_make_no_crops_and_stay_intact_with_a_reason(tmp_path, kind):
+def test_out_of_domain_photos_make_no_crops_and_stay_intact_with_a_reason(tmp_path, kind, gate):
     for index, pixels in enumerate(KINDS[kind]()):
         (tmp_path / "in").mkdir(exist_ok=True)
         Image.fromarray(pixels).save(tmp_path / f"in/{kind}_{index}.png")
-    roi = RoiSettings(mode="per_runner", margin_pct=5, min_component_frac=0.002,
-                      min_area_frac=0.002, gate=GATE)  # fmt: skip
+    roi = configured_roi()
+    if gate == "hand-made":
+        roi = replace(roi, gate=GATE)
     records = run_folder(
         NaiveSegmenter(None, 320), CropJob(tmp_path / "in", tmp_path / "out", roi, {})
     )

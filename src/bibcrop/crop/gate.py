@@ -96,7 +96,7 @@ def measure(labels: np.ndarray, confidence: np.ndarray | None, torso) -> dict:
     (then ``confidence`` is reported as 1.0: a truth map is certain). Returns shares of
     the torso's pixel count (``head``, ``legs``, ``arms``), ``aspect`` (height / width),
     ``fill`` (pixels / box area), ``confidence`` (mean over the torso's pixels) and the
-    edge flags.
+    torso's distances to the top and bottom edges (``top_gap``, ``bottom_gap``, rows).
     """
     x0, y0, x1, y1 = torso.box
     w, h = x1 - x0, y1 - y0
@@ -110,8 +110,8 @@ def measure(labels: np.ndarray, confidence: np.ndarray | None, torso) -> dict:
         "arms": round(_count(labels, ARMS, x0 - w, y0 - h / 4, x1 + w, y1 + h / 4) / area, 4),
         "aspect": round(h / max(1, w), 4),
         "fill": round(torso.area / max(1, w * h), 4),
-        "at_top": bool(y0 <= 0),
-        "at_bottom": bool(y1 >= labels.shape[0]),
+        "top_gap": int(y0),  # rows between the torso and the top edge
+        "bottom_gap": int(labels.shape[0] - y1),
     }
 
 
@@ -121,9 +121,9 @@ def judge(figures: dict, s: GateSettings) -> list[str]:
     if figures["confidence"] < s.min_confidence:
         reasons.append("low_confidence")
     parts = []
-    if figures["head"] < s.min_head and not figures["at_top"]:
+    if figures["head"] < s.min_head and figures["top_gap"] > s.edge_px:
         parts.append("no_head")
-    if figures["legs"] < s.min_legs and not figures["at_bottom"]:
+    if figures["legs"] < s.min_legs and figures["bottom_gap"] > s.edge_px:
         parts.append("no_legs")
     if figures["arms"] < s.min_arms:
         parts.append("no_arms")
