@@ -37,7 +37,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def train_hash(tmp_path, repo_root, mode: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    path = os.pathsep.join([str(repo_root), str(repo_root / "src"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode],
                           capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
