@@ -2,16 +2,15 @@
 
 Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
 ``steps / checkpoint_every`` epochs of ``checkpoint_every`` steps each, so an epoch end is
-a checkpoint; after a ``kill -9`` the same command restores the newest checkpoint
-(weights and optimizer state, so the step counter and the poly schedule continue) and the
-MLflow run recorded next to it.
+a checkpoint (Keras ``BackupAndRestore``, see :mod:`.checkpoints`); after a ``kill -9``
+the same command restores the newest checkpoint (weights and optimizer state, so the step
+counter and the poly schedule continue) and the MLflow run recorded next to it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import keras
 from omegaconf import DictConfig, OmegaConf
@@ -100,18 +99,20 @@ def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
     return wrapper
 
 
-def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
+def _callbacks(cfg: DictConfig, backup: checkpoints.StepBackup) -> list[keras.callbacks.Callback]:
     from bibcrop.tracking import MlflowMetricsCallback, settings_from
 
     every = settings_from(cfg).log_every_n_steps
     return [
-        NanGuard(),
-        checkpoints.StepCheckpoint(backup, keep=cfg.train.keep_checkpoints),
+        NanGuard(),  # first: a NaN step ends training before any checkpoint of it
+        backup,
         MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size),
     ]
 
 
-def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> dict:
+def fit(
+    model: keras.Model, cfg: DictConfig, start_step: int, backup: checkpoints.StepBackup
+) -> dict:
     """Run the remaining steps; returns the last logs and the measured images/s."""
     from bibcrop.data.pipeline import make_dataset
 
@@ -178,10 +179,11 @@ def train(cfg: DictConfig) -> dict:
             model = build_training_model(cfg)
             runner = for_fit(model, cfg)
             runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
-        start = checkpoints.restore_latest(runner, backup)
+        saver = checkpoints.StepBackup(backup, int(cfg.train.checkpoint_every))
+        start = saver.restore(runner)
         if start:
             log.info("resuming at step %d of %d", start, cfg.train.steps)
-        summary = fit(runner, cfg, start, backup)
+        summary = fit(runner, cfg, start, saver)
         summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
         step = int(keras.ops.convert_to_numpy(runner.optimizer.iterations))
         with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
