@@ -49,6 +49,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
             raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
         self.steps_per_epoch = int(steps_per_epoch)
         self._restored = False
+        self.saved_step = 0  # the step of the newest checkpoint, restored or written
 
     def restore(self, model: keras.Model) -> int:
         """Load the newest readable checkpoint into the built ``model`` (optimizer built too);
@@ -62,7 +63,7 @@ class StepBackup(keras.callbacks.BackupAndRestore):
                 f"checkpoint ({err}); delete {self.backup_dir} to train from step 0"
             ) from err
         self._restored = True
-        step = optimizer_step(model)
+        step = self.saved_step = optimizer_step(model)
         if step:
             log.info("resumed from %s (step %d)", self.backup_dir, step)
         return step
@@ -86,8 +87,9 @@ class StepBackup(keras.callbacks.BackupAndRestore):
                     shutil.copyfile(directory / name, tmp)
         with atomic.atomic_path(directory / WEIGHTS, suffix=".weights.h5") as tmp:
             self.model.save_weights(str(tmp))
+        self.saved_step = optimizer_step(self.model)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        atomic.write_json(directory / METADATA, {**metadata, "step": optimizer_step(self.model)})
+        atomic.write_json(directory / METADATA, {**metadata, "step": self.saved_step})
 
 
 def copy_backup(source: str | Path, target: str | Path) -> int:

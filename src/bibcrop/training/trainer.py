@@ -10,7 +10,9 @@ counter and the poly schedule continue) and the MLflow run recorded next to it.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 from omegaconf import DictConfig, OmegaConf
@@ -99,23 +101,52 @@ def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
     return wrapper
 
 
-def _callbacks(cfg: DictConfig, backup: checkpoints.StepBackup) -> list[keras.callbacks.Callback]:
+def _callbacks(
+    cfg: DictConfig, backup: checkpoints.StepBackup, chief: bool
+) -> list[keras.callbacks.Callback]:
     from bibcrop.tracking import MlflowMetricsCallback, settings_from
 
     every = settings_from(cfg).log_every_n_steps
-    return [
-        NanGuard(),  # first: a NaN step ends training before any checkpoint of it
-        backup,
-        MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size),
-    ]
+    metrics = MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size)
+    # NanGuard first: a NaN step ends training before any checkpoint of it
+    return [NanGuard(), backup, *([metrics] if chief else [])]
+
+
+def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int = 1):
+    """The repeated training batches ``fit`` reads, for this process.
+
+    One worker: ``train.batch_size`` (the global batch) per step, seeded with
+    ``seed + start_step`` (a resumed run continues with a different shuffle, reproducibly).
+    Several workers: ``strategy.distribute_datasets_from_function``, where each worker
+    reads its share of the files and every replica gets ``batch_size / replicas``
+    (``InputContext.get_per_replica_batch_size``), as TensorFlow's input guide describes.
+    """
+    from bibcrop.data.pipeline import make_dataset
+
+    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
+    if workers <= 1:
+        return make_dataset(cfg, "train", training=True, batch_size=batch, seed=seed).repeat()
+
+    def per_worker(context):
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        per_replica = context.get_per_replica_batch_size(batch)
+        return make_dataset(cfg, "train", True, per_replica, seed=seed, shard=shard).repeat()
+
+    return strategy.distribute_datasets_from_function(per_worker)
 
 
 def fit(
-    model: keras.Model, cfg: DictConfig, start_step: int, backup: checkpoints.StepBackup
+    model: keras.Model,
+    cfg: DictConfig,
+    start_step: int,
+    backup: checkpoints.StepBackup,
+    strategy=None,
+    worker=None,
 ) -> dict:
     """Run the remaining steps; returns the last logs and the measured images/s."""
-    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.training.distributed import Worker
 
+    worker = worker or Worker()
     train = cfg.train
     interval = int(train.checkpoint_every)
     total_epochs = train.steps // interval
@@ -123,17 +154,14 @@ def fit(
     if first_epoch >= total_epochs:
         log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
         return {"steps_run": 0}
-    # A resumed run continues with a different shuffle: seed + step keeps it reproducible.
-    data = make_dataset(
-        cfg, "train", training=True, batch_size=train.batch_size, seed=cfg.seed + start_step
-    ).repeat()
+    data = training_data(cfg, start_step, strategy, worker.count)
     started = time.perf_counter()
     history = model.fit(
         data,
         epochs=total_epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=interval,
-        callbacks=_callbacks(cfg, backup),
+        callbacks=_callbacks(cfg, backup, worker.is_chief),
         verbose=2,
     )
     seconds = time.perf_counter() - started
@@ -160,10 +188,18 @@ def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``."""
-    from bibcrop.tracking import tracked_run
+    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``.
+
+    With ``train.strategy=multi_worker`` every worker runs this; only the chief tracks,
+    checkpoints and writes outputs (see :mod:`.distributed`); the others return their
+    summary without a run id.
+    """
+    from bibcrop.training.distributed import worker_of
 
     check_train_config(cfg.train)
+    strategy = runtime.make_strategy(cfg.train.strategy)  # before any TF op: collectives
+    worker = worker_of(strategy)
+    check_global_batch(cfg.train, strategy)
     check_checksums(resolve(cfg.paths.tfrecords))
     check_label_range(
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
@@ -172,33 +208,72 @@ def train(cfg: DictConfig) -> dict:
     runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
+    if not worker.is_chief:
+        with tempfile.TemporaryDirectory(prefix=f"bibcrop-worker{worker.index}-") as scratch:
+            return _train(cfg, strategy, worker, Path(scratch), backup, run=None)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
+    from bibcrop.tracking import tracked_run
+
     with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
-        with runtime.make_strategy(cfg.train.strategy):
-            model = build_training_model(cfg)
-            runner = for_fit(model, cfg)
-            runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
-        saver = checkpoints.StepBackup(backup, int(cfg.train.checkpoint_every))
-        start = saver.restore(runner)
-        if start:
-            log.info("resuming at step %d of %d", start, cfg.train.steps)
-        summary = fit(runner, cfg, start, saver)
-        summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
-        step = int(keras.ops.convert_to_numpy(runner.optimizer.iterations))
-        with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
-            model.save(tmp)
-        result = {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "resumed_from_step": start,
-            "global_step": step,
-            "params": int(model.count_params()),
-            **summary,
-        }
+        result = _train(cfg, strategy, worker, output, backup, run)
         atomic.write_json(output / RUN_FILE, result)
-    log.info("trained to step %d: %s", step, OmegaConf.to_yaml(OmegaConf.create(result)))
+    summary = OmegaConf.to_yaml(OmegaConf.create(result))
+    log.info("trained to step %d: %s", result["global_step"], summary)
     return result
+
+
+def check_global_batch(train: DictConfig, strategy) -> None:
+    """``train.batch_size`` is the global batch: every replica must get an equal share."""
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    if train.batch_size % replicas:
+        raise ValueError(
+            f"train.batch_size={train.batch_size} is the global batch and must divide evenly "
+            f"over the {replicas} replicas (workers x local devices) of train.strategy="
+            f"{train.strategy}: use a multiple of {replicas}"
+        )
+
+
+def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -> dict:
+    """Build, resume, fit and save; ``output`` is a scratch folder on a non-chief worker,
+    which also resumes from a copy of the chief's ``backup`` there."""
+    from bibcrop.training import distributed
+
+    with runtime.scope(strategy):
+        model = build_training_model(cfg)
+        runner = for_fit(model, cfg)
+        runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
+    if worker.count > 1:
+        distributed.barrier(strategy)  # the chief has cleared or kept its checkpoints by now
+    if not worker.is_chief:
+        checkpoints.copy_backup(backup, output / "backup")
+        backup = output / "backup"
+    saver = checkpoints.StepBackup(backup, int(cfg.train.checkpoint_every))
+    start = saver.restore(runner)
+    if start:
+        log.info("resuming at step %d of %d", start, cfg.train.steps)
+    try:
+        summary = fit(runner, cfg, start, saver, strategy, worker)
+    except Exception as err:
+        if worker.count > 1 and isinstance(err, distributed.PEER_ERRORS):
+            step = checkpoints.optimizer_step(runner)
+            run_id = run.info.run_id if run is not None else None
+            message = distributed.lost_peer_message(err, step, saver.saved_step, run_id)
+            raise distributed.WorkerLostError(message) from err
+        raise
+    summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
+    step = checkpoints.optimizer_step(runner)
+    with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
+        model.save(tmp)  # every worker saves (collectives); a non-chief into its scratch
+    return {
+        "run_id": run.info.run_id if run is not None else None,
+        "experiment_id": run.info.experiment_id if run is not None else None,
+        "resumed_from_step": start,
+        "global_step": step,
+        "params": int(model.count_params()),
+        "workers": worker.count,
+        **summary,
+    }
 
 
 def read_run_file(cfg: DictConfig) -> dict:

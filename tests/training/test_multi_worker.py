@@ -1,0 +1,206 @@
+"""``train.strategy=multi_worker`` for real: two worker processes on 127.0.0.1 with ``TF_CONFIG``,
+``MultiWorkerMirroredStrategy``, the tiny model on tiny data, against a real sqlite MLflow store.
+
+The data make the two-worker run comparable step by step with a one-worker run of the same
+global batch: 2 TFRecord files (one per worker), records in file order (shuffle buffer 1),
+33x33 images cropped whole without scaling or flipping, labels that follow the brightness
+(so the loss falls fast). Then a global batch of 4 holds the same 4 images either way: 2
+from each file. Batch norm is frozen and dropout off, so a
+replica's computation does not depend on how the batch is split; what is left to differ is
+the order of floating-point sums. Tolerance: 1e-4 relative on each step's loss, 1e-5 on the
+weights (a worker that trained on its half alone, or a gradient scaled by the replica count,
+moves the loss by far more within 4 steps at this learning rate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from tinydata import TINY, free_port, write_extracted
+
+import bibcrop.model  # noqa: F401  (registers the custom layers for loading)
+from bibcrop.data.tfrecords import build
+from bibcrop.training import checkpoints
+
+WORKERS = 2
+STEP_TIMEOUT_S = 300  # a whole cluster start + train, on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi-worker-data")
+    extracted = write_extracted(root / "extracted", {"train": 8, "val": 2}, size=(33, 33))
+    for path in extracted.glob("*/labels/*.png"):  # learnable: the class follows brightness
+        photo = Image.open(path.parent.parent / "images" / f"{path.stem}.jpg").convert("L")
+        label = np.where(np.asarray(photo) > 127, 10, 3).astype(np.uint8)
+        label[0, 0] = 255  # one ignored pixel in every image, as before
+        Image.fromarray(label).save(path)
+    build(extracted, root / "tfrecords", {"train": WORKERS, "val": 1}, workers=1)
+    return root / "tfrecords"
+
+
+def overrides(tmp_path, store, shards, name: str, steps: int) -> list[str]:
+    return [
+        *store.overrides,
+        *TINY,
+        f"paths.tfrecords={shards}",
+        "dataset.crop_size=[33,33]",
+        "augment.min_scale=1.0",
+        "augment.max_scale=1.0",
+        "augment.scale_step=0",
+        "augment.flip=false",
+        "augment.shuffle_buffer=1",
+        "model.head.dropout=0",
+        "train.fine_tune_batch_norm=false",
+        "train.bn_recalibration_batches=0",
+        "train.optimizer=sgd",
+        "train.base_learning_rate=0.2",
+        "train.warmup_steps=0",
+        "train.batch_size=4",
+        f"train.steps={steps}",
+        "train.checkpoint_every=2",
+        f"train.output_dir={tmp_path / name / 'train'}",
+        f"train.backup_dir={tmp_path / name / 'backup'}",
+        "mlflow.log_every_n_steps=1",
+    ]
+
+
+def start(args, tmp_path, store, label: str, cluster: list[str] | None = None, index: int = 0):
+    """One ``bibcrop train`` process; with ``cluster`` a worker of it (its own TMPDIR)."""
+    scratch = tmp_path / f"tmp-{label}"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "TMPDIR": str(scratch)}
+    extra = [f"hydra.run.dir={tmp_path / f'hydra-{label}'}"]
+    if cluster:
+        task = {"type": "worker", "index": index}
+        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": cluster}, "task": task})
+        extra.append("train.strategy=multi_worker")
+    log = open(tmp_path / f"{label}.log", "w")  # noqa: SIM115 (closed by finish)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bibcrop.cli", "train", *args, *extra],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd(),
+    )  # fmt: skip
+    proc.log_path, proc.scratch = log.name, scratch
+    return proc
+
+
+def finish(proc, timeout: float) -> tuple[int, str]:
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    with open(proc.log_path) as fh:
+        return code, fh.read()
+
+
+def cluster_of(count: int) -> list[str]:
+    return [f"127.0.0.1:{free_port()}" for _ in range(count)]
+
+
+def losses(client, run_id: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, "train/loss")}
+
+
+def run_ids(client, store) -> list[str]:
+    name = next(o.split("=", 1)[1] for o in store.overrides if "experiment_name" in o)
+    experiment = client.get_experiment_by_name(name)
+    return [r.info.run_id for r in client.search_runs([experiment.experiment_id])]
+
+
+def weights(path) -> list[np.ndarray]:
+    return keras.saving.load_model(path, compile=False, safe_mode=True).get_weights()
+
+
+@pytest.mark.slow
+def test_two_workers_train_like_one_and_only_the_chief_writes(tmp_path, store, client, shards):
+    single = start(overrides(tmp_path, store, shards, "single", 4), tmp_path, store, "single")
+    code, out = finish(single, STEP_TIMEOUT_S)
+    assert code == 0, out[-3000:]
+    reference = json.loads((tmp_path / "single/train/run.json").read_text())
+    assert run_ids(client, store) == [reference["run_id"]]
+
+    args = overrides(tmp_path, store, shards, "cluster", 4)
+    cluster = cluster_of(WORKERS)
+    procs = [start(args, tmp_path, store, f"w{i}", cluster, i) for i in range(WORKERS)]
+    results = [finish(p, STEP_TIMEOUT_S) for p in procs]
+    for code, out in results:
+        assert code == 0, out[-3000:]
+
+    # Only the chief tracked: one new run, one loss per step; its outputs and checkpoints.
+    result = json.loads((tmp_path / "cluster/train/run.json").read_text())
+    assert result["workers"] == WORKERS and result["global_step"] == 4
+    assert set(run_ids(client, store)) == {reference["run_id"], result["run_id"]}
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["train.strategy"] == "multi_worker"
+    backup = tmp_path / "cluster/backup"
+    assert {p.name for p in backup.iterdir()} == {
+        *checkpoints.FILES, "mlflow_run.json", "fingerprint.json"
+    }  # fmt: skip
+    assert json.loads((backup / checkpoints.METADATA).read_text())["step"] == 4
+    assert {p.name for p in (tmp_path / "cluster/train").iterdir()} == {"model.keras", "run.json"}
+    # The other worker saved into a scratch folder under its TMPDIR and removed it.
+    assert not list(procs[1].scratch.iterdir())
+
+    # The same global batches give the same training, step by step.
+    expected, got = losses(client, reference["run_id"]), losses(client, result["run_id"])
+    assert sorted(got) == sorted(expected) == [1, 2, 3, 4]
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+    assert expected[4] < expected[1] - 0.2  # it learns: runs that differ would show it
+    for a, b in zip(
+        weights(tmp_path / "single/train/model.keras"),
+        weights(tmp_path / "cluster/train/model.keras"),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_other_and_a_rerun_resumes_the_same_run(
+    tmp_path, store, client, shards
+):
+    steps = 60
+    args = overrides(tmp_path, store, shards, "cluster", steps)
+    cluster = cluster_of(WORKERS)
+    procs = [start(args, tmp_path, store, f"w{i}", cluster, i) for i in range(WORKERS)]
+    metadata = tmp_path / "cluster/backup" / checkpoints.METADATA
+    deadline = time.time() + STEP_TIMEOUT_S
+    while time.time() < deadline:
+        if metadata.is_file() and json.loads(metadata.read_text())["step"] >= 4:
+            break
+        assert all(p.poll() is None for p in procs), finish(procs[0], 1)[1][-3000:]
+        time.sleep(0.1)
+    procs[1].send_signal(signal.SIGKILL)
+    finish(procs[1], 30)
+
+    # TensorFlow's coordination service misses the heartbeats: the chief fails, and says why.
+    code, out = finish(procs[0], 120)
+    assert code not in (0, None), out[-3000:]
+    assert "a worker stopped answering" in out and "Restart every worker" in out, out[-3000:]
+    state = json.loads((tmp_path / "cluster/backup/mlflow_run.json").read_text())
+    assert client.get_run(state["run_id"]).info.status == "FAILED"
+    saved = json.loads(metadata.read_text())["step"]
+    assert 4 <= saved < steps
+
+    cluster = cluster_of(WORKERS)  # a restart, on fresh ports
+    procs = [start(args, tmp_path, store, f"again{i}", cluster, i) for i in range(WORKERS)]
+    for code, out in [finish(p, STEP_TIMEOUT_S) for p in procs]:
+        assert code == 0, out[-3000:]
+    result = json.loads((tmp_path / "cluster/train/run.json").read_text())
+    assert result["run_id"] == state["run_id"]  # the same MLflow run continues
+    assert result["resumed_from_step"] == saved and result["global_step"] == steps
+    run = client.get_run(state["run_id"])
+    assert run.info.status == "FINISHED"
+    logged = [m.step for m in client.get_metric_history(state["run_id"], "train/loss")]
+    assert len(logged) == len(set(logged)) and max(logged) == steps
