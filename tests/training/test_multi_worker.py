@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -28,6 +29,7 @@ from PIL import Image
 from tinydata import TINY, free_port, write_extracted
 
 import bibcrop.model  # noqa: F401  (registers the custom layers for loading)
+from bibcrop.data.pipeline import shard_files
 from bibcrop.data.tfrecords import build
 from bibcrop.training import checkpoints
 
@@ -48,9 +50,9 @@ def shards(tmp_path_factory):
     return root / "tfrecords"
 
 
-def overrides(tmp_path, store, shards, name: str, steps: int) -> list[str]:
+def recipe(shards, steps: int = 4) -> list[str]:
+    """The tiny model on the comparable data (see the module docstring), global batch 4."""
     return [
-        *store.overrides,
         *TINY,
         f"paths.tfrecords={shards}",
         "dataset.crop_size=[33,33]",
@@ -68,6 +70,13 @@ def overrides(tmp_path, store, shards, name: str, steps: int) -> list[str]:
         "train.batch_size=4",
         f"train.steps={steps}",
         "train.checkpoint_every=2",
+    ]
+
+
+def overrides(tmp_path, store, shards, name: str, steps: int) -> list[str]:
+    return [
+        *store.overrides,
+        *recipe(shards, steps),
         f"train.output_dir={tmp_path / name / 'train'}",
         f"train.backup_dir={tmp_path / name / 'backup'}",
         "mlflow.log_every_n_steps=1",
@@ -120,6 +129,88 @@ def run_ids(client, store) -> list[str]:
 
 def weights(path) -> list[np.ndarray]:
     return keras.saving.load_model(path, compile=False, safe_mode=True).get_weights()
+
+
+def deterministic_cfg(shards, *extra):
+    from bibcrop.config import compose_config
+
+    return compose_config([*recipe(shards), *extra])
+
+
+def image_keys(batches) -> list[bytes]:
+    return [np.asarray(image).round().astype(np.uint8).tobytes()
+            for images, _ in batches for image in images]  # fmt: skip
+
+
+def test_files_shard_disjointly_and_too_few_files_are_refused():
+    files = [f"train-{i}.tfrecord" for i in range(5)]
+    parts = [shard_files(files, 2, index) for index in range(2)]
+    assert parts == [files[0::2], files[1::2]]
+    with pytest.raises(ValueError, match="2 TFRecord shards for 3 workers.*num_shards >= 3"):
+        shard_files(files[:2], 3, 0)
+
+
+@pytest.mark.parametrize("local_replicas", [1, 2])
+def test_each_worker_reads_its_files_and_each_replica_a_share_of_the_global_batch(
+    shards, local_replicas
+):
+    import tensorflow as tf
+
+    from bibcrop.data.pipeline import make_dataset
+    from bibcrop.training.trainer import worker_input
+
+    cfg = deterministic_cfg(shards)  # global batch 4
+    replicas = WORKERS * local_replicas
+    per_replica, per_file = 4 // replicas, 8 // WORKERS
+    seen = []
+    for worker in range(WORKERS):
+        context = tf.distribute.InputContext(WORKERS, worker, replicas)
+        data = worker_input(cfg, start_step=0)(context)
+        batches = list(data.take(per_file // per_replica))  # one pass over its file
+        assert {tuple(images.shape) for images, _ in batches} == {(per_replica, 33, 33, 3)}
+        seen.append(image_keys(batches))
+    whole = image_keys(make_dataset(cfg, "train", True, batch_size=4, seed=cfg.seed))
+    assert len(whole) == 8 and not set(seen[0]) & set(seen[1])  # disjoint shares
+    assert sorted(seen[0] + seen[1]) == sorted(whole)  # that together are the data
+
+
+def test_the_global_batch_must_divide_over_the_replicas(shards):
+    import tensorflow as tf
+
+    from bibcrop.training.trainer import check_global_batch, worker_input
+
+    cfg = deterministic_cfg(shards, "train.batch_size=6")
+    check_global_batch(cfg.train, 2)
+    with pytest.raises(ValueError, match="batch_size=6 is the global batch.*4 replicas"):
+        check_global_batch(cfg.train, 4)
+    with pytest.raises(ValueError, match="not divisible"):  # TensorFlow's own check
+        worker_input(cfg, 0)(tf.distribute.InputContext(2, 0, 4))
+
+
+def test_the_chief_and_the_lost_worker_are_named(monkeypatch):
+    import tensorflow as tf
+
+    from bibcrop.training.distributed import Worker, lost_peer_message, worker_of
+
+    def role(cluster: dict, kind: str, index: int) -> Worker:
+        config = {"cluster": cluster, "task": {"type": kind, "index": index}}
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        return worker_of(SimpleNamespace(cluster_resolver=resolver))  # a strategy's resolver
+
+    workers = {"worker": ["a:1", "b:1"]}
+    assert role(workers, "worker", 0) == Worker(0, 2, True, "worker 0")
+    assert role(workers, "worker", 1) == Worker(1, 2, False, "worker 1")
+    with_chief = {"chief": ["c:1"], **workers}
+    assert role(with_chief, "chief", 0) == Worker(0, 3, True, "chief 0")
+    assert role(with_chief, "worker", 0) == Worker(1, 3, False, "worker 0")
+    assert worker_of(None) == Worker()
+
+    lost = "The following tasks are unhealthy:\n/job:worker/replica:0/task:1"
+    err = tf.errors.UnavailableError(None, None, f"Collective ops is aborted by: {lost}")
+    text = lost_peer_message(err, 7, 6, "abc", Worker(0, 2, True, "worker 0"))
+    assert text.startswith("multi-worker training stopped at step 7: worker 1 stopped answering")
+    assert "last checkpoint (step 6) in MLflow run abc" in text and "Restart every worker" in text
 
 
 @pytest.mark.slow
@@ -187,7 +278,7 @@ def test_a_killed_worker_stops_the_other_and_a_rerun_resumes_the_same_run(
     # TensorFlow's coordination service misses the heartbeats: the chief fails, and says why.
     code, out = finish(procs[0], 120)
     assert code not in (0, None), out[-3000:]
-    assert "a worker stopped answering" in out and "Restart every worker" in out, out[-3000:]
+    assert "worker 1 stopped answering" in out and "Restart every worker" in out, out[-3000:]
     state = json.loads((tmp_path / "cluster/backup/mlflow_run.json").read_text())
     assert client.get_run(state["run_id"]).info.status == "FAILED"
     saved = json.loads(metadata.read_text())["step"]

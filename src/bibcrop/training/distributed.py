@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -66,11 +67,13 @@ class KerasMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
 @dataclass(frozen=True)
 class Worker:
-    """This process's place in the cluster: ``index`` of ``count`` workers."""
+    """This process's place in the cluster: ``index`` of ``count`` workers; ``task`` is
+    TensorFlow's name for it (``"worker 1"``, from ``TF_CONFIG``'s type and index)."""
 
     index: int = 0
     count: int = 1
     is_chief: bool = True
+    task: str = "worker 0"
 
 
 def worker_of(strategy) -> Worker:
@@ -80,13 +83,11 @@ def worker_of(strategy) -> Worker:
         return Worker()
     spec = resolver.cluster_spec().as_dict()
     task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
-    ordered = [*(["chief"] if "chief" in spec else []), "worker"]
-    count = sum(len(spec.get(kind, [])) for kind in ordered)
-    index = task_id + (len(spec.get("chief", [])) if task_type == "worker" else 0)
-    is_chief = task_type == "chief" or (
-        task_type == "worker" and task_id == 0 and "chief" not in spec
-    )
-    return Worker(index=index, count=count, is_chief=is_chief)
+    chiefs = len(spec.get("chief", []))
+    count = chiefs + len(spec.get("worker", []))
+    index = task_id + (chiefs if task_type == "worker" else 0)
+    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not chiefs)
+    return Worker(index=index, count=count, is_chief=is_chief, task=f"{task_type} {task_id}")
 
 
 def make_multi_worker_strategy() -> KerasMultiWorkerStrategy:
@@ -123,15 +124,24 @@ def barrier(strategy) -> None:
     strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
 
 
-def lost_peer_message(err: Exception, step: int, checkpoint_step: int, run_id: str | None) -> str:
+def lost_peer_message(
+    err: Exception, step: int, checkpoint_step: int, run_id: str | None, me: Worker = Worker()
+) -> str:
     """What a worker says when the cluster lost one of its members (``err`` from TF)."""
-    detail = str(getattr(err, "message", err)).strip().splitlines()
-    reason = next((line for line in detail if "unhealthy" in line or "aborted" in line), None)
-    reason = (reason or (detail[0] if detail else type(err).__name__)).strip()
+    text = str(getattr(err, "message", err))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((line for line in lines if "unhealthy" in line or "aborted" in line), None)
+    reason = reason or (lines[0] if lines else type(err).__name__)
+    tasks = {
+        f"{job} {task}" for job, task in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
+    }
+    tasks.discard(f"{'chief' if me.is_chief and me.index == 0 else 'worker'} {me.index}")
+    who = (
+        f"{sorted(tasks)[0]} stopped answering" if len(tasks) == 1 else "a worker stopped answering"
+    )
     where = f" in MLflow run {run_id}" if run_id else ""
     return (
-        f"multi-worker training stopped at step {step}: a worker stopped answering "
-        f"(TensorFlow: {reason[:300]}). Restart every worker with the same command and its "
-        f"TF_CONFIG; training resumes from the chief's last checkpoint (step "
-        f"{checkpoint_step}){where}."
+        f"multi-worker training stopped at step {step}: {who} (TensorFlow: {reason[:300]}). "
+        "Restart every worker with the same command and its TF_CONFIG; training resumes from "
+        f"the chief's last checkpoint (step {checkpoint_step}){where}."
     )

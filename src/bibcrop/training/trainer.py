@@ -117,22 +117,34 @@ def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int 
 
     One worker: ``train.batch_size`` (the global batch) per step, seeded with
     ``seed + start_step`` (a resumed run continues with a different shuffle, reproducibly).
-    Several workers: ``strategy.distribute_datasets_from_function``, where each worker
-    reads its share of the files and every replica gets ``batch_size / replicas``
-    (``InputContext.get_per_replica_batch_size``), as TensorFlow's input guide describes.
+    Several workers: ``strategy.distribute_datasets_from_function(worker_input(...))``.
     """
     from bibcrop.data.pipeline import make_dataset
 
     batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
     if workers <= 1:
         return make_dataset(cfg, "train", training=True, batch_size=batch, seed=seed).repeat()
+    return strategy.distribute_datasets_from_function(worker_input(cfg, start_step))
+
+
+def worker_input(cfg: DictConfig, start_step: int):
+    """``fn(tf.distribute.InputContext) -> tf.data.Dataset`` for one worker of a cluster.
+
+    The worker reads its share of the TFRecord files (``input_pipeline_id`` of
+    ``num_input_pipelines``) and batches ``train.batch_size / num_replicas_in_sync`` per
+    replica (``InputContext.get_per_replica_batch_size``; ValueError when it does not
+    divide), as TensorFlow's distributed input guide prescribes. Repeats forever.
+    """
+    from bibcrop.data.pipeline import make_dataset
+
+    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
 
     def per_worker(context):
         shard = (context.num_input_pipelines, context.input_pipeline_id)
         per_replica = context.get_per_replica_batch_size(batch)
         return make_dataset(cfg, "train", True, per_replica, seed=seed, shard=shard).repeat()
 
-    return strategy.distribute_datasets_from_function(per_worker)
+    return per_worker
 
 
 def fit(
@@ -199,7 +211,7 @@ def train(cfg: DictConfig) -> dict:
     check_train_config(cfg.train)
     strategy = runtime.make_strategy(cfg.train.strategy)  # before any TF op: collectives
     worker = worker_of(strategy)
-    check_global_batch(cfg.train, strategy)
+    check_global_batch(cfg.train, strategy.num_replicas_in_sync if strategy else 1)
     check_checksums(resolve(cfg.paths.tfrecords))
     check_label_range(
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
@@ -223,9 +235,8 @@ def train(cfg: DictConfig) -> dict:
     return result
 
 
-def check_global_batch(train: DictConfig, strategy) -> None:
+def check_global_batch(train: DictConfig, replicas: int) -> None:
     """``train.batch_size`` is the global batch: every replica must get an equal share."""
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     if train.batch_size % replicas:
         raise ValueError(
             f"train.batch_size={train.batch_size} is the global batch and must divide evenly "
@@ -258,7 +269,7 @@ def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -
         if worker.count > 1 and isinstance(err, distributed.PEER_ERRORS):
             step = checkpoints.optimizer_step(runner)
             run_id = run.info.run_id if run is not None else None
-            message = distributed.lost_peer_message(err, step, saver.saved_step, run_id)
+            message = distributed.lost_peer_message(err, step, saver.saved_step, run_id, worker)
             raise distributed.WorkerLostError(message) from err
         raise
     summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
