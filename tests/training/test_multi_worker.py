@@ -206,10 +206,13 @@ def test_the_chief_and_the_lost_worker_are_named(monkeypatch):
     assert role(with_chief, "worker", 0) == Worker(1, 3, False, "worker 0")
     assert worker_of(None) == Worker()
 
-    lost = "The following tasks are unhealthy:\n/job:worker/replica:0/task:1"
-    err = tf.errors.UnavailableError(None, None, f"Collective ops is aborted by: {lost}")
+    own_op = "{{function_node __wrapped__CollectiveReduceV2_device_/job:worker/replica:0/task:0}}"
+    lost = "The following tasks are unhealthy (stopped sending heartbeats):\n"
+    lost += "/job:worker/replica:0/task:1"
+    err = tf.errors.UnavailableError(None, None, f"{own_op} Collective ops is aborted by: {lost}")
     text = lost_peer_message(err, 7, 6, "abc", Worker(0, 2, True, "worker 0"))
     assert text.startswith("multi-worker training stopped at step 7: worker 1 stopped answering")
+    assert "heartbeats): /job:worker/replica:0/task:1)" in text and "function_node" not in text
     assert "last checkpoint (step 6) in MLflow run abc" in text and "Restart every worker" in text
 
 

@@ -128,17 +128,13 @@ def lost_peer_message(
     err: Exception, step: int, checkpoint_step: int, run_id: str | None, me: Worker = Worker()
 ) -> str:
     """What a worker says when the cluster lost one of its members (``err`` from TF)."""
-    text = str(getattr(err, "message", err))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reason = next((line for line in lines if "unhealthy" in line or "aborted" in line), None)
-    reason = reason or (lines[0] if lines else type(err).__name__)
-    tasks = {
-        f"{job} {task}" for job, task in re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
-    }
-    tasks.discard(f"{'chief' if me.is_chief and me.index == 0 else 'worker'} {me.index}")
-    who = (
-        f"{sorted(tasks)[0]} stopped answering" if len(tasks) == 1 else "a worker stopped answering"
-    )
+    text = re.sub(r"\{\{.*?\}\}\s*", "", str(getattr(err, "message", err)))  # TF's op names
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(err).__name__]
+    at = next((i for i, line in enumerate(lines) if "unhealthy" in line or "aborted" in line), 0)
+    reason = " ".join(lines[at : at + 2] if lines[at].endswith(":") else lines[at : at + 1])
+    named = re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", str(err))
+    others = sorted({f"{job} {task}" for job, task in named} - {me.task})
+    who = f"{others[0]} stopped answering" if len(others) == 1 else "a worker stopped answering"
     where = f" in MLflow run {run_id}" if run_id else ""
     return (
         f"multi-worker training stopped at step {step}: {who} (TensorFlow: {reason[:300]}). "
