@@ -186,15 +186,40 @@ def to_canvas(image, label, canvas: int):
             "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}  # fmt: skip
 
 
+def shard_files(files: list, count: int, index: int) -> list:
+    """Worker ``index`` of ``count``'s files: every ``count``-th, from ``index`` (disjoint,
+    together all). Multi-worker training reads by file, so each worker decodes only its
+    share. Raises ``ValueError`` when there are fewer files than workers."""
+    if len(files) < count:
+        raise ValueError(
+            f"{len(files)} TFRecord shards for {count} workers: each worker reads whole "
+            f"files, so rebuild the TFRecords with dataset.num_shards >= {count} (a "
+            "multiple of it keeps the workers' shares equal)"
+        )
+    return list(files)[index::count]
+
+
 def make_dataset(
-    cfg: DictConfig, split: str, training: bool, batch_size: int, seed: int | None = None
+    cfg: DictConfig,
+    split: str,
+    training: bool,
+    batch_size: int,
+    seed: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [B,H,W,3] in 0..255, labels int32 [B,H,W]); with
-    ``augment.on_device`` training batches are canvas dicts for :mod:`device_augment`."""
+    ``augment.on_device`` training batches are canvas dicts for :mod:`device_augment`.
+
+    ``shard=(count, index)`` reads only this worker's files (:func:`shard_files`) and
+    keys the per-sample randomness on the record's index across all workers, so two
+    workers never draw the same augmentation; ``batch_size`` is then the per-replica batch.
+    """
     from bibcrop.data.tfrecords import shard_paths
 
     aug = cfg.augment
     files = shard_paths(resolve(cfg.paths.tfrecords), split)
+    workers, worker = shard or (1, 0)
+    files = shard_files(files, workers, worker)
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
     records = raw_records(files, training, seed)
@@ -214,7 +239,8 @@ def make_dataset(
 
         def train_map(index, serialized):
             parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
-            sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
+            global_index = index * workers + worker  # unique across the workers
+            sample_seed = tf.stack([tf.constant(base_seed, tf.int64), global_index])
             return augment_encoded(parsed, crop, aug, sample_seed)
 
         samples = records.enumerate().map(
