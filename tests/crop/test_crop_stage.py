@@ -160,6 +160,10 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
         and report["model"]["name"] == name
     )
     assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
+    # dvc metrics: numbers only, no counts or lineage strings (issue 16)
+    metrics = json.loads((tmp_path / "reports/crop_metrics.json").read_text())
+    assert set(metrics) == {"photos_per_s", "area_share"}  # no bibs: no retention
+    assert all(isinstance(v, float) for v in metrics.values()) and metrics["photos_per_s"] > 0
     with pytest.raises(ModelNotFoundError, match=r"champion->v1"):
         crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}@gold"]))
     with pytest.raises(ValueError, match="only a .keras file"):
@@ -173,3 +177,11 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     )
     assert keras_report["model"]["backend"] == "keras" and report["model"]["backend"] == "litert"
     assert keras_report["mean_crop_area_share"] == report["mean_crop_area_share"]
+
+
+def test_crop_metrics_are_the_comparable_numbers_only():
+    from bibcrop.crop.report import metrics_of
+
+    report = {"photos": 3, "crops": 4, "mode": "per_runner", "model": {"name": "m"},
+              "photos_per_s": 2.5, "bib_retention": None, "mean_crop_area_share": 0.4}  # fmt: skip
+    assert metrics_of(report) == {"photos_per_s": 2.5, "area_share": 0.4}

@@ -66,7 +66,16 @@ def test_train_evaluate_export_register_and_load_the_champion(data, store, clien
     scores = evaluate.run(cfg)
     metrics = json.loads((data / "reports/eval/metrics.json").read_text())
     assert metrics["val/mean_iou"] == pytest.approx(scores["val/mean_iou"])
-    assert "val/iou/Right-shoe" in metrics
+    # dvc metrics: comparable numbers only; counts and per-class IoU in the report and plot
+    assert set(metrics) == {"val/mean_iou", "val/pixel_accuracy", "val/mean_class_accuracy"}
+    report = json.loads((data / "reports/eval/report.json").read_text())
+    assert report["images"] == 2 and report["pixels"] == scores["val/num_pixels"]
+    assert "Right-shoe" in report["iou"]
+    rows = json.loads((data / "reports/eval/iou_per_class.json").read_text())["iou_per_class"]
+    assert {r["class"] for r in rows} <= set(report["iou"]) and rows
+    history = (data / "reports/eval/history.csv").read_text().splitlines()
+    assert history[0] == "step,val/mean_iou,val/pixel_accuracy,val/mean_class_accuracy"
+    assert history[1].startswith(f"{trained['global_step']},")
     run = client.get_run(trained["run_id"])
     assert run.data.metrics["val/mean_iou"] == pytest.approx(scores["val/mean_iou"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval")}
@@ -143,3 +152,27 @@ def test_kill_minus_9_then_rerun_resumes_the_same_run(data, store, client):
     assert run.info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
     assert max(steps) > result["resumed_from_step"] and len(steps) == len(set(steps))
+
+
+@pytest.mark.slow
+def test_any_step_count_checkpoints_at_the_interval_and_the_end(data, store, client, monkeypatch):
+    """steps=3 with checkpoint_every=2 (issue 16: "must divide steps" refused it): the
+    last, shorter interval ends at step 3 with a checkpoint; the run is named for what
+    ran; the loss/lr curves are a CSV for dvc plots; a rerun has nothing left to do."""
+    from bibcrop.stages import train
+
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-any-steps")
+    cfg = compose_config(overrides(data, store, steps=3, every=2))
+    first = train.run(cfg)
+    assert (first["global_step"], first["steps_run"]) == (3, 3)
+    ckpts = sorted(p.name for p in (data / "models/backup").glob("ckpt-*.weights.h5"))
+    assert ckpts == ["ckpt-00000002.weights.h5", "ckpt-00000003.weights.h5"]
+    run = client.get_run(first["run_id"])
+    assert run.info.run_name == "train mobilenetv2 os16 33x33 exp-any-steps"
+    assert run.data.tags["lineage.dvc_exp_name"] == "exp-any-steps"
+    curves = (data / "reports/train/curves.csv").read_text().splitlines()
+    assert curves[0] == "step,train/loss,train/lr"
+    assert [int(line.split(",")[0]) for line in curves[1:]] == [1, 2, 3]
+
+    again = train.run(cfg)
+    assert (again["global_step"], again["resumed_from_step"], again["steps_run"]) == (3, 3, 0)

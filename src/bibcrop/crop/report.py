@@ -33,6 +33,27 @@ def summarize(records: list[dict]) -> dict:
     }
 
 
+# The comparable numbers of a crop run (report key -> metric name, short so that
+# `dvc metrics show` fits a 160-column terminal), kept apart from the report (counts,
+# reasons, the model's lineage) so `dvc metrics show/diff` compare like with like. A new
+# metric is one more entry here (and a number in the report).
+METRIC_KEYS = {
+    "photos_per_s": "photos_per_s",
+    "bib_retention": "bib_retention",
+    "mean_crop_area_share": "area_share",
+}
+
+
+def metrics_of(report: dict) -> dict[str, float]:
+    """The numbers of ``report`` named in :data:`METRIC_KEYS`, under their metric names
+    (``None``, e.g. no bibs to retain, left out so DVC shows it as missing, not a string)."""
+    return {
+        name: report[key]
+        for key, name in METRIC_KEYS.items()
+        if isinstance(report.get(key), (int, float)) and not isinstance(report.get(key), bool)
+    }
+
+
 def write_annotations(records: list[dict], path) -> int:
     """One CSV for the run, boxes in each crop's frame: ``crop,x_min,y_min,x_max,y_max,class``."""
     rows = [

@@ -2,7 +2,8 @@
 
 Reads ``cfg.crop`` (see conf/crop/default.yaml). Writes crops (keeping the input folder's
 structure) and ``annotations.csv`` under ``crop.output_dir``, and the report
-``{paths.reports}/crop.json`` (DVC metrics) with the model's name, version, run and sha256.
+``{paths.reports}/crop.json`` (a report: outcomes, counts, the model's name, version, run
+and sha256) and ``{paths.reports}/crop_metrics.json`` (DVC metrics: numbers only).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bibcrop import atomic, layout
 from bibcrop.crop.annotations import read_boxes
 from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import not_photos
-from bibcrop.crop.report import summarize, summary_line, write_annotations
+from bibcrop.crop.report import metrics_of, summarize, summary_line, write_annotations
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.crop.sheet import write_contact_sheet
 from bibcrop.inference.loading import ModelSource, load_segmenter
@@ -68,9 +69,12 @@ def run(cfg: DictConfig) -> dict:
         for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
     report["seconds"] = round(seconds, 2)
+    report["photos_per_s"] = round(len(records) / seconds, 2) if seconds > 0 else None
     if cfg.crop.contact_sheet:
         sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
-    atomic.write_json(resolve(cfg.paths.reports) / layout.CROP_REPORT, report)
+    reports = resolve(cfg.paths.reports)
+    atomic.write_json(reports / layout.CROP_REPORT, report)
+    atomic.write_json(reports / layout.CROP_METRICS, metrics_of(report))
     print(summary_line(report))
     return report

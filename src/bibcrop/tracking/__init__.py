@@ -35,6 +35,7 @@ _EXPORTS = {
     "log_png": "artifacts",
     "log_json": "artifacts",
     "log_eval_metrics": "artifacts",
+    "write_history_csv": "artifacts",
     "tracked_run": "runs",
     "read_run_state": "runs",
     "MlflowMetricsCallback": "keras_callback",

@@ -96,3 +96,26 @@ def log_eval_metrics(
     for start in range(0, len(batch), 1000):  # MAX_METRICS_PER_BATCH
         client.log_batch(run_id, metrics=batch[start : start + 1000], synchronous=True)
     return logged
+
+
+def write_history_csv(path: str | Path, keys: list[str], run_id: str | None = None) -> Path:
+    """The run's metric histories ``keys`` as one CSV (``step,<key>...``, one row per step,
+    empty where a key has no value at that step), written atomically: the same curves
+    MLflow shows, for ``dvc plots``. A resumed run's replayed steps keep the last value.
+    """
+    import csv
+    import io
+
+    from bibcrop import atomic
+
+    client, run_id = _client(), active_run_id(run_id)
+    rows: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for point in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
+            rows.setdefault(int(point.step), {})[key] = point.value
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["step", *keys], lineterminator="\n")
+    writer.writeheader()
+    for step in sorted(rows):
+        writer.writerow({"step": step, **rows[step]})
+    return atomic.write_text(Path(path), out.getvalue())

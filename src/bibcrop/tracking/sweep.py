@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
+from bibcrop.tracking.lineage import run_name
 from bibcrop.tracking.redact import is_secret_key, redact_text
 from bibcrop.tracking.settings import PARENT_RUN_ID_ENV, RUN_ID_ENV, settings_from
 from bibcrop.tracking.store import TrackingError, configure
@@ -176,9 +177,8 @@ class MlflowSweepCallback(Callback):
             "hydra.job.num": num,
             "hydra.overrides": redact_overrides(_task_overrides(config)),
         }
-        run = MlflowClient(target.uri).create_run(
-            target.experiment_id, run_name=f"{config.hydra.job.name} #{num}", tags=tags
-        )
+        name = f"{run_name(config, str(config.hydra.job.name))} #{num}"
+        run = MlflowClient(target.uri).create_run(target.experiment_id, run_name=name, tags=tags)
         os.environ[RUN_ID_ENV] = run.info.run_id
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:

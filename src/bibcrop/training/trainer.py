@@ -1,8 +1,9 @@
 """One training run: model, data, optimizer, checkpoints and tracking wired from config.
 
 Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
-``steps / checkpoint_every`` epochs of ``checkpoint_every`` steps each, so an epoch end is
-a checkpoint; after a ``kill -9`` the same command restores the newest checkpoint
+epochs of ``checkpoint_every`` steps each, so an epoch end is a checkpoint; when
+``steps`` is not a multiple, the last epoch stops at ``steps`` (:class:`StopAtStep`) and
+is checkpointed too; after a ``kill -9`` the same command restores the newest checkpoint
 (weights and optimizer state, so the step counter and the poly schedule continue) and the
 MLflow run recorded next to it.
 """
@@ -20,8 +21,9 @@ from bibcrop import atomic
 from bibcrop.data.shard_check import check_checksums
 from bibcrop.layout import MODEL_FILE, RUN_FILE
 from bibcrop.project import project_root, resolve
-from bibcrop.tracking.lineage import data_hash
+from bibcrop.tracking.lineage import data_hash, run_name
 from bibcrop.training import checkpoints, runtime
+from bibcrop.training.callbacks import StepProgress, StopAtStep
 from bibcrop.training.fingerprint import fingerprint, prepare_backup
 from bibcrop.training.guards import NanGuard, check_label_range
 from bibcrop.training.losses import DeepLabLoss
@@ -32,13 +34,9 @@ log = logging.getLogger(__name__)
 
 def check_train_config(train: DictConfig) -> None:
     """Refuse settings that would silently train something else than asked."""
-    if train.steps <= 0 or train.batch_size <= 0:
-        raise ValueError(f"train.steps={train.steps} and train.batch_size must be positive")
-    if train.steps % train.checkpoint_every:
-        raise ValueError(
-            f"train.checkpoint_every={train.checkpoint_every} must divide "
-            f"train.steps={train.steps} (an epoch is one checkpoint interval)"
-        )
+    for key in ("steps", "batch_size", "checkpoint_every"):
+        if int(train[key]) <= 0:
+            raise ValueError(f"train.{key}={train[key]} must be positive")
 
 
 def compile_model(model: keras.Model, cfg: DictConfig) -> keras.Model:
@@ -106,8 +104,10 @@ def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
     every = settings_from(cfg).log_every_n_steps
     return [
         NanGuard(),
+        StopAtStep(cfg.train.steps),  # before the checkpoint: the cut epoch ends at `steps`
         checkpoints.StepCheckpoint(backup, keep=cfg.train.keep_checkpoints),
         MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size),
+        StepProgress(cfg.train.steps),
     ]
 
 
@@ -117,9 +117,9 @@ def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> d
 
     train = cfg.train
     interval = int(train.checkpoint_every)
-    total_epochs = train.steps // interval
+    total_epochs = -(-train.steps // interval)  # the last one may be cut short at `steps`
     first_epoch = start_step // interval
-    if first_epoch >= total_epochs:
+    if start_step >= train.steps:
         log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
         return {"steps_run": 0}
     # A resumed run continues with a different shuffle: seed + step keeps it reproducible.
@@ -133,10 +133,10 @@ def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> d
         initial_epoch=first_epoch,
         steps_per_epoch=interval,
         callbacks=_callbacks(cfg, backup),
-        verbose=2,
+        verbose=0,  # StepProgress shows steps, rate and ETA
     )
     seconds = time.perf_counter() - started
-    steps_run = (total_epochs - first_epoch) * interval
+    steps_run = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - start_step
     last = {k: float(v[-1]) for k, v in history.history.items() if v}
     return {
         "steps_run": steps_run,
@@ -167,13 +167,15 @@ def train(cfg: DictConfig) -> dict:
     check_label_range(
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
     )
-    keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
     runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
-    with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
+    name = run_name(cfg, "train")
+    with tracked_run(cfg, state_dir=backup, run_name=name, tags={"stage": "train"}) as run:
+        # seeded after the run exists: MLflow draws names and ids from `random` too
+        keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout
         with runtime.make_strategy(cfg.train.strategy):
             model = build_training_model(cfg)
             runner = for_fit(model, cfg)
