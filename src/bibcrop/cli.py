@@ -9,6 +9,8 @@ them. ``-m`` sweeps work as in any Hydra app.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 
 STAGES: dict[str, str] = {
@@ -30,6 +32,62 @@ FLAGS: dict[str, str] = {
 
 
 SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
+
+# Stages that import TensorFlow: quieted before the import unless --verbose.
+TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop"}
+VERBOSE_ENV = "BIBCROP_VERBOSE"
+# TensorFlow's C++ start-up lines that say nothing about the run: absl INFO lines (oneDNN
+# notices, "Could not find cuda drivers", the CPU-feature notice and its continuation) and
+# the banner absl prints before its logging is initialised.
+_NOISE = re.compile(
+    r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog|"
+    r"To enable the following instructions:)"
+)
+_NO_GPU = re.compile(r"^E\d{4} .*failed call to cuInit")  # a CPU-only machine, not an error
+
+
+def tensorflow_noise(lines: list[str], has_gpu: bool) -> list[str]:
+    """The lines of TensorFlow's import-time stderr worth showing: WARNING and above, less
+    the cuInit error a machine without a GPU always gets."""
+    return [
+        line for line in lines if not _NOISE.match(line) and (has_gpu or not _NO_GPU.match(line))
+    ]
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow with its C++/absl logs below WARNING off (unless ``verbose``).
+
+    ``TF_CPP_MIN_LOG_LEVEL`` no longer reaches the absl lines TensorFlow 2.21 prints while
+    it loads, so stderr (file descriptor 2, where C++ writes) is captured during the import
+    and the first device query, and what :func:`tensorflow_noise` keeps is printed after.
+    ``--verbose`` (or ``BIBCROP_VERBOSE=1``) shows everything, TensorFlow's INFO included.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    has_gpu = False
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = tensorflow_noise(text.splitlines(keepends=True), has_gpu)
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
 
 
 def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
@@ -86,14 +144,19 @@ def _compose(overrides: list[str]) -> int:
 
 def usage() -> str:
     names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
-    return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
+    return (
+        "usage: bibcrop <stage> [hydra overrides] [-m] [--verbose]\n\n"
+        "--verbose (or BIBCROP_VERBOSE=1): TensorFlow's INFO logs and debug logging back\n\n"
+        f"stages:\n  {names}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not ours
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = os.environ.get(VERBOSE_ENV, "").strip().lower() in {"1", "true", "yes"}
+    if "--verbose" in argv[1:]:
+        verbose = True
+        argv = [argv[0], *(a for a in argv[1:] if a != "--verbose")]
     if not argv or argv[0] in {"-h", "--help", "help"}:
         sys.stdout.write(usage())
         return 0
@@ -112,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2
     args = [FLAGS.get(a, a) for a in args]
+    if stage in TF_STAGES:
+        quiet_tensorflow(verbose)
+    if verbose:
+        args = [*args, "hydra.verbose=true"]
     module = importlib.import_module(STAGES[stage])
     return _run_hydra(stage, module.run, args + _hydra_defaults(stage, args))
 
