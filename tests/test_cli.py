@@ -78,3 +78,21 @@ def test_a_stage_is_quiet_by_default_and_verbose_brings_tensorflow_logs_back(tmp
     loud = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, timeout=300, env=env)
     assert loud.returncode == 0, loud.stderr[-2000:]
     assert absl.search(loud.stderr), loud.stderr  # TensorFlow's INFO lines are back
+
+
+def test_overrides_given_as_one_word_are_split_and_an_empty_one_dropped():
+    from bibcrop.cli import expand_overrides
+
+    assert expand_overrides(["", "train.steps=20 seed=1", "+x=1"]) == [
+        "train.steps=20",
+        "seed=1",
+        "+x=1",
+    ]
+    # a value with spaces is one override, not several
+    assert expand_overrides(["crop.input_dir=/my photos/race"]) == [
+        "crop.input_dir=/my photos/race"
+    ]
+    assert expand_overrides(["crop.input_dir='/my photos' crop.mode=per_runner"]) == [
+        "crop.input_dir=/my photos",
+        "crop.mode=per_runner",
+    ]

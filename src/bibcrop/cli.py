@@ -46,6 +46,29 @@ _NOISE = re.compile(
 _NO_GPU = re.compile(r"^E\d{4} .*failed call to cuInit")  # a CPU-only machine, not an error
 
 
+_OVERRIDE = re.compile(r"^[~+]{0,2}[\w.@/-]+=")
+
+
+def expand_overrides(args: list[str]) -> list[str]:
+    """Arguments as Hydra should see them: an empty one dropped, and one that holds several
+    overrides (``"train.steps=20 seed=1"``, what ``mlflow run -P overrides="..."`` passes as
+    a single quoted word) split into them. A value with spaces stays whole unless every
+    word of the argument is itself an override."""
+    import shlex
+
+    out = []
+    for arg in args:
+        if not arg.strip():
+            continue
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = [arg]
+        several = len(words) > 1 and all(_OVERRIDE.match(w) for w in words)
+        out.extend(words if several else [arg])
+    return out
+
+
 def tensorflow_noise(lines: list[str], has_gpu: bool) -> list[str]:
     """The lines of TensorFlow's import-time stderr worth showing: WARNING and above, less
     the cuInit error a machine without a GPU always gets."""
@@ -160,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         sys.stdout.write(usage())
         return 0
-    stage, args = argv[0], argv[1:]
+    stage, args = argv[0], expand_overrides(argv[1:])
     if stage == "compose":
         return _compose(args)
     if stage == "server":
