@@ -117,7 +117,9 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
     """Where Hydra puts its run logs, unless the user said otherwise; logs go to stderr.
 
     A ``train -m`` sweep also gets the MLflow sweep callback (one parent run, a child per
-    job) and per-job output and checkpoint folders, so jobs never resume each other.
+    job) and per-job output, checkpoint, evaluation and report folders, so jobs never
+    resume or overwrite each other, with one checkpoint kept per job (sweep outputs stay
+    small: the model, run.json, the evaluation and the curves).
     """
     defaults = {
         "hydra.run.dir": f"logs/hydra/{stage}/${{now:%Y-%m-%d_%H-%M-%S}}",
@@ -133,6 +135,9 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
         defaults["+hydra.callbacks.mlflow._target_"] = SWEEP_CALLBACK
         defaults["train.output_dir"] = f"{job_dir}/train"
         defaults["train.backup_dir"] = f"{job_dir}/backup"
+        defaults["train.keep_checkpoints"] = "1"
+        defaults["evaluate.output_dir"] = f"{job_dir}/eval"
+        defaults["paths.reports"] = f"{job_dir}/reports"
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     return [f"{k}={v}" for k, v in defaults.items() if k.lstrip("+") not in given]
 

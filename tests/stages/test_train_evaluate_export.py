@@ -176,3 +176,37 @@ def test_any_step_count_checkpoints_at_the_interval_and_the_end(data, store, cli
 
     again = train.run(cfg)
     assert (again["global_step"], again["resumed_from_step"], again["steps_run"]) == (3, 3, 0)
+
+
+@pytest.mark.slow
+def test_a_train_sweep_evaluates_each_job_and_registers_the_chosen_child(data, store, client):
+    """issue 16: the summary's val/mean_iou column was empty (train did not evaluate), the
+    parent showed nothing per child, and no command registered a chosen child."""
+    keep = ("train.output_dir", "train.backup_dir", "evaluate.output_dir", "paths.reports")
+    args = [a for a in overrides(data, store, steps=2) if not a.startswith(keep)]
+    sweep_dir = data / "sweep"
+    cmd = [sys.executable, "-m", "bibcrop.cli", "train", "-m", "seed=0,1", "train.evaluate=true",
+           *args, f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("0 ", "1 "))]
+    assert [(r[0], r[-2]) for r in rows] == [("0", "FINISHED"), ("1", "FINISHED")]
+    scores = [float(r[-1]) for r in rows]  # the key metric column is filled
+    experiment = client.get_experiment_by_name(f"test-{data.name}")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("bibcrop.sweep") == "parent"]
+    history = client.get_metric_history(parent.info.run_id, "val/mean_iou")
+    assert sorted((m.step, round(m.value, 4)) for m in history) == [(0, scores[0]), (1, scores[1])]
+    # small outputs: one checkpoint per job, no hydra config dumps
+    assert [len(list((sweep_dir / str(j) / "backup").glob("ckpt-*"))) for j in (0, 1)] == [1, 1]
+    assert not list(sweep_dir.rglob(".hydra"))
+    register = next(line.strip() for line in done.stdout.splitlines() if "bibcrop export" in line)
+    export = subprocess.run(
+        [sys.executable, "-m", "bibcrop.cli", *register.split()[1:], *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr[-3000:]
+    best = parent.data.tags["bibcrop.sweep.best_run_id"]
+    name = f"tiny-{data.name}"
+    assert client.get_model_version_by_alias(name, "champion").run_id == best
