@@ -63,48 +63,60 @@ def test_relative_and_lazy_package_imports_are_followed(tmp_path):
 
 # What each library package may import from bibcrop: docs/ARCHITECTURE.md's table.
 FOUNDATION = {
-    "bibcrop.project",
-    "bibcrop.atomic",
-    "bibcrop.layout",
-    "bibcrop.import_graph",
-    "bibcrop.progress",
-}
+    "bibcrop.project", "bibcrop.atomic", "bibcrop.layout", "bibcrop.import_graph",
+    "bibcrop.imaging", "bibcrop.progress",
+}  # fmt: skip
 ALLOWED = {
     **{name: set() for name in FOUNDATION},
-    "bibcrop.config": {"bibcrop.project"},
+    "bibcrop.config": {"bibcrop.project", "bibcrop.atomic"},
     "bibcrop.tracking": {"bibcrop.atomic", "bibcrop.project"},
-    "bibcrop.data": {"bibcrop.atomic", "bibcrop.progress", "bibcrop.project", "bibcrop.tracking"},
+    "bibcrop.data": {
+        "bibcrop.atomic",
+        "bibcrop.imaging",
+        "bibcrop.progress",
+        "bibcrop.project",
+        "bibcrop.tracking",
+    },
     "bibcrop.model": set(),
     "bibcrop.training": FOUNDATION | {"bibcrop.data", "bibcrop.model", "bibcrop.tracking"},
     "bibcrop.inference": {
         "bibcrop.atomic",
         "bibcrop.data",
+        "bibcrop.imaging",
         "bibcrop.model",
         "bibcrop.tracking",
-    },  # fmt: skip
+    },
     "bibcrop.evaluation": {
         "bibcrop.atomic",
         "bibcrop.progress",
         "bibcrop.data",
         "bibcrop.inference",
         "bibcrop.layout",
-    },  # fmt: skip
+    },
     "bibcrop.export": {
         "bibcrop.atomic",
         "bibcrop.progress",
         "bibcrop.inference",
         "bibcrop.layout",
         "bibcrop.tracking",
-    },  # fmt: skip
+    },
     "bibcrop.crop": {
         "bibcrop.atomic",
         "bibcrop.data",
+        "bibcrop.imaging",
         "bibcrop.progress",
         "bibcrop.project",
         "bibcrop.config",
-    },  # fmt: skip
+    },
     "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
-    "bibcrop.cli": {"bibcrop.config", "bibcrop.summary", "bibcrop.tracking"},
+    "bibcrop.checks": {"bibcrop.project", "bibcrop.data", "bibcrop.crop", "bibcrop.inference"},
+    "bibcrop.cli": {
+        "bibcrop.config",
+        "bibcrop.checks",
+        "bibcrop.project",
+        "bibcrop.summary",
+        "bibcrop.tracking",
+    },
 }
 
 

@@ -22,7 +22,7 @@ TINY = [
     "synth.lip.num_train=6", "synth.lip.num_val=2", "synth.lip.max_side=120",
     "synth.race.num_photos=1", "synth.race.width=160", "synth.race.height=90",
     "dataset.num_shards.train=1", "dataset.num_shards.val=1",
-    "dataset.crop_size=[33,33]", "dataset.eval_size=[65,65]",
+    "dataset.crop_size=[33,33]",
     "model.backbone.depth_multiplier=0.35", "model.head.aspp_channels=16",
     "model.head.decoder_channels=16", "model.head.low_level_channels=8",
     "train.steps=2", "train.checkpoint_every=1", "train.batch_size=2",

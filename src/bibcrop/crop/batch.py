@@ -1,7 +1,8 @@
 """Crop a folder of photos: one recorded outcome per photo, resumable, atomic.
 
 Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``), ``intact`` (no usable box:
-the photo is copied unchanged, with the reasons) or ``error`` (unreadable, corrupt,
+the photo is copied unchanged, with the reasons, and keeps its bib rows) or ``error``
+(unreadable, corrupt,
 decompression bomb...). Each outcome is a JSON record under ``.records/`` written last,
 so a rerun skips exactly the finished photos (``crop.overwrite`` redoes them, deleting
 what their previous outcome wrote). The
@@ -96,9 +97,11 @@ def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) ->
     boxes, reasons = photo_boxes(labels, (width, height), job.roi)
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
-    bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
+    # rows were matched to this photo by its relative path (annotations.match_rows);
+    # each is checked against the EXIF-oriented size, and a refused one is never counted
+    bibs, refused = annotations.split_rows(job.bibs.get(rel.as_posix(), []), width, height)
     record = {"photo": rel.as_posix(), "width": width, "height": height, "reasons": reasons,
-              "bibs": len(bibs), "crops": []}  # fmt: skip
+              "bibs": len(bibs), "invalid_bibs": refused, "crops": []}  # fmt: skip
     kept = set()
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
@@ -121,6 +124,7 @@ def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) ->
         record["reasons"] = record["reasons"] or ["no_box"]
         atomic.write_bytes(job.output_dir / rel, path.read_bytes())
         record["bibs_retained"] = len(bibs)
+        record["intact_bibs"] = [list(b) for b in bibs]  # kept, in the photo's own frame
     return record
 
 

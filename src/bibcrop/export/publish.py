@@ -78,9 +78,12 @@ def log_model(
         local.mkdir()
         requirements = [f"keras=={keras.__version__}", f"tensorflow=={_tf_version()}"]
         mlflow.keras.save_model(
-            model, str(local), signature=signature, input_example=example,
+            model,
+            str(local),
+            signature=signature,
+            input_example=example,
             pip_requirements=requirements,
-        )  # fmt: skip
+        )
         # The flavour re-serializes the model; log the exported bytes instead, so the
         # artifact's sha256 is the one recorded on the version (checked on every load).
         shutil.copyfile(files["keras"], local / "data" / layout.EXPORT_MODEL_FILE)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from bibcrop.imaging import array_to_rgb8
 from bibcrop.model.deeplab import input_mean_pixel
 
 MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
@@ -121,7 +122,7 @@ def predict_logits(
     ``upsample=False`` returns them at the model's (capped) size instead. Padding uses
     :func:`pad_value` (the model's mean pixel, as in training).
     """
-    batch = np.asarray(images)
+    batch = array_to_rgb8(images)  # grey, RGBA, 16-bit, float: bibcrop.imaging's one rule
     single = batch.ndim == 3
     if single:
         batch = batch[None]
@@ -144,8 +145,12 @@ def predict_logits(
 def predict_labels(
     model, images, max_side: int = 513, square: bool = False, mean_pixel: float | None = None
 ) -> np.ndarray:
-    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
-    images = np.asarray(images)
+    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size.
+
+    ``images``: uint8 RGB, or anything :func:`bibcrop.imaging.array_to_rgb8` takes (grey,
+    RGBA, 16-bit, float), made 8-bit RGB by the same rule as every decoder in bibcrop.
+    """
+    images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
     return upsampled_argmax(logits, images.shape[-3:-1])
 
@@ -176,8 +181,7 @@ def _traced_upsampled_argmax():
         resized = tf.image.resize(batch, target, method="bilinear")
         return tf.argmax(resized, axis=-1, output_type=tf.int32)
 
-    signature = [tf.TensorSpec([None, None, None, None], tf.float32),
-                 tf.TensorSpec([2], tf.int32)]  # fmt: skip
+    signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
     return tf.function(labels, input_signature=signature)
 
 

@@ -5,9 +5,8 @@ Writes ``{train.output_dir}/model.keras`` and ``run.json`` (the MLflow run id th
 evaluate and export stages log into); step checkpoints live in ``train.backup_dir``.
 The run's loss and learning rate per logged step go to ``{paths.reports}/train/curves.csv``
 (a DVC plot, the same points as MLflow).
-With ``train.evaluate=true`` the evaluate stage follows in the same process (its files in
-``evaluate.output_dir``, its scores in the run), so each job of a sweep reports its val
-mIoU; the returned dict then holds the scores, which the sweep summary shows.
+With ``train.evaluate=true`` the CLI runs the evaluate stage right after (a stage chain,
+see :func:`bibcrop.cli.run_stage`), so each job of a sweep reports its val mIoU.
 """
 
 from __future__ import annotations
@@ -27,10 +26,6 @@ def run(cfg: DictConfig) -> dict:
     result = train(cfg)
     curves = resolve(cfg.paths.reports) / layout.TRAIN_CURVES
     write_history_csv(curves, CURVES, run_id=result["run_id"])
-    if cfg.train.get("evaluate", False):  # a sweep job's val mIoU, in its run and summary
-        from bibcrop.stages import evaluate
-
-        result.update(evaluate.run(cfg))
     print(
         f"train: step {result['global_step']}/{cfg.train.steps} "
         f"(resumed from {result['resumed_from_step']}), run {result['run_id']}"
