@@ -16,6 +16,7 @@ import pytest
 
 from bibcrop.config import compose_config
 from bibcrop.data.tfrecords import build
+from bibcrop.tracking.lineage import file_sha256
 from tests.helpers.tinydata import TINY, write_extracted
 
 
@@ -83,6 +84,16 @@ def test_train_evaluate_export_register_and_load_the_champion(data, store, clien
 
     first = export.run(cfg)
     assert (first["version"], first["alias"]) == (1, "champion")
+    # the UI's Datasets and Logged models panels: the manifest and the model, linked
+    run = client.get_run(trained["run_id"])
+    (dataset,) = run.inputs.dataset_inputs
+    manifest_sha = file_sha256(data / "tfrecords/manifest.json")
+    assert dataset.dataset.name == "tfrecords" and dataset.dataset.digest == manifest_sha[:36]
+    assert json.loads(dataset.dataset.profile)["sha256"] == run.data.tags["lineage.data_hash"]
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.source_run_id == trained["run_id"]
+    assert logged.tags["bibcrop.artifact_uri"] == f"runs:/{trained['run_id']}/model"
     ref = json.loads((data / "models/export/model_ref.json").read_text())
     assert ref["version"] == 1 and ref["sha256"] == first["sha256"]
 

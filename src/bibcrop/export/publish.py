@@ -90,7 +90,31 @@ def log_model(
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
             mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
-    return f"runs:/{run_id}/{ARTIFACT_PATH}"
+    uri = f"runs:/{run_id}/{ARTIFACT_PATH}"
+    link_logged_model(run_id, uri)
+    return uri
+
+
+def link_logged_model(run_id: str, uri: str) -> str:
+    """A LoggedModel for the run's model artifacts, recorded as the run's output, so the
+    run's *Logged models* panel and the model's page lead to each other. Its files stay
+    where they are (``runs:/<run>/model``, tag ``bibcrop.artifact_uri``; registered and
+    loaded from there): an external model, not a second copy. Returns its model id."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelOutput
+
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    model = mlflow.create_external_model(
+        name=ARTIFACT_PATH,
+        source_run_id=run_id,
+        tags={"bibcrop.artifact_uri": uri},
+        model_type="keras",
+        experiment_id=run.info.experiment_id,
+    )
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
+    return model.model_id
 
 
 def _tf_version() -> str:

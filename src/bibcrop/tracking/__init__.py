@@ -36,6 +36,7 @@ _EXPORTS = {
     "log_json": "artifacts",
     "log_eval_metrics": "artifacts",
     "write_history_csv": "artifacts",
+    "log_manifest_input": "artifacts",
     "tracked_run": "runs",
     "read_run_state": "runs",
     "MlflowMetricsCallback": "keras_callback",

@@ -160,7 +160,7 @@ def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
 
 def train(cfg: DictConfig) -> dict:
     """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``."""
-    from bibcrop.tracking import tracked_run
+    from bibcrop.tracking import log_manifest_input, tracked_run
 
     check_train_config(cfg.train)
     check_checksums(resolve(cfg.paths.tfrecords))
@@ -176,6 +176,7 @@ def train(cfg: DictConfig) -> dict:
     with tracked_run(cfg, state_dir=backup, run_name=name, tags={"stage": "train"}) as run:
         # seeded after the run exists: MLflow draws names and ids from `random` too
         keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout
+        log_manifest_input(resolve(cfg.paths.tfrecords) / "manifest.json", run.info.run_id)
         with runtime.make_strategy(cfg.train.strategy):
             model = build_training_model(cfg)
             runner = for_fit(model, cfg)
