@@ -200,7 +200,7 @@ def _compose(args: list[str]) -> int:
 
 
 def usage() -> str:
-    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
+    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary", "relocate-store"]))
     return (
         "usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\n"
         "-v/--verbose (or BIBCROP_VERBOSE=1): tracebacks and TensorFlow's INFO logs\n\n"
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], expand_overrides(argv[1:])
     if stage == "compose":
         return _compose(args)
-    if stage in ("server", "summary"):
+    if stage in ("server", "summary", "relocate-store"):
         return _plain_command(stage, args)
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
@@ -230,6 +230,27 @@ def main(argv: list[str] | None = None) -> int:
     return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
 
 
+def _relocate_store(args: list[str]) -> int:
+    """``bibcrop relocate-store [--from URI] [overrides]``: a moved project's local MLflow
+    store pointed at its own ``mlruns/`` again (see :mod:`bibcrop.tracking.relocate`)."""
+    import argparse
+
+    from bibcrop.config import compose_config
+    from bibcrop.tracking.relocate import relocate_configured
+    from bibcrop.tracking.settings import settings_from
+
+    parser = argparse.ArgumentParser(
+        prog="bibcrop relocate-store",
+        description="Point a moved project's MLflow store at its own artifact folder.",
+    )
+    parser.add_argument("--from", dest="old", help="the old artifact root (a file:// URI)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (the mlflow group)")
+    ns = parser.parse_args(args)
+    for line in relocate_configured(settings_from(compose_config(ns.overrides)), ns.old):
+        print(line)
+    return 0
+
+
 def _plain_command(stage: str, args: list[str]) -> int:
     """``server`` and ``summary``: not Hydra apps; their input errors are two lines too."""
     verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -239,6 +260,8 @@ def _plain_command(stage: str, args: list[str]) -> int:
             from bibcrop.tracking.server import main as server
 
             return server(args)
+        if stage == "relocate-store":
+            return _relocate_store(args)
         from bibcrop.summary import main as summary
 
         return summary()
