@@ -18,6 +18,7 @@ import numpy as np
 from bibcrop import atomic, layout
 from bibcrop.inference.loading import load_keras
 from bibcrop.inference.saved_model import write_saved_model
+from bibcrop.progress import counter
 
 log = logging.getLogger(__name__)
 ARTIFACT_PATH = "model"
@@ -137,13 +138,19 @@ def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSetti
     must be configured. Returns the summary also written to ``export.json``."""
     from bibcrop.tracking import register_model, write_model_ref
 
-    model = load_keras(trained)
-    files = write_files(model, Path(out), Path(trained), s)
-    model_uri = log_model(model, run_id, files, s.input_size)
-    registered = register_model(
-        model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
-    )
-    write_model_ref(Path(out) / layout.REF_FILE, champion_ref(s.registered_model_name, registered))
+    with counter("export", unit="step", total=4) as bar:  # load, write, log, register
+        model = load_keras(trained)
+        bar.update()
+        files = write_files(model, Path(out), Path(trained), s)
+        bar.update()
+        model_uri = log_model(model, run_id, files, s.input_size)
+        bar.update()
+        registered = register_model(
+            model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
+        )
+        champion = champion_ref(s.registered_model_name, registered)
+        write_model_ref(Path(out) / layout.REF_FILE, champion)
+        bar.update()
     summary = {**registered, "metric": s.key_metric, "value": metric, "model_uri": model_uri}
     atomic.write_json(Path(out) / layout.EXPORT_SUMMARY, summary)
     return summary
