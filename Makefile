@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 # `dvc exp show` in a 120-column terminal: experiment, the DVC metrics, the params that
 # differ; no timestamps, no dependency hashes (make exp-show EXP_SHOW="..." to change)
-EXP_SHOW ?= --only-changed --drop 'Created|State|Executor|.*\.py|src/.*|data/.*|models/.*' \
-	--keep 'Experiment|rev|val/mean_iou|val/pixel_accuracy|photos_per_s'
+EXP_SHOW ?= --only-changed \
+	--drop 'Created|State|Executor|rev|.*/.*\.(py|json|csv)|src/.*|data/.*|models/.*|val/mean_class_accuracy|area_share'
 
 .PHONY: help install demo test test-fast lint format params clean-data repro metrics plots exp-show ui run
 
