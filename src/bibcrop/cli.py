@@ -125,8 +125,8 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
 
     A ``train -m`` sweep also gets the MLflow sweep callback (one parent run, a child per
     job) and per-job output, checkpoint, evaluation and report folders, so jobs never
-    resume or overwrite each other, with one checkpoint kept per job (sweep outputs stay
-    small: the model, run.json, the evaluation and the curves).
+    resume or overwrite each other (a job keeps its model, run.json, its newest two
+    checkpoints, the evaluation and the curves; no Hydra config dumps).
     """
     defaults = {
         "hydra.run.dir": f"logs/hydra/{stage}/${{now:%Y-%m-%d_%H-%M-%S}}",
@@ -142,7 +142,6 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
         defaults["+hydra.callbacks.mlflow._target_"] = SWEEP_CALLBACK
         defaults["train.output_dir"] = f"{job_dir}/train"
         defaults["train.backup_dir"] = f"{job_dir}/backup"
-        defaults["train.keep_checkpoints"] = "1"
         defaults["evaluate.output_dir"] = f"{job_dir}/eval"
         defaults["paths.reports"] = f"{job_dir}/reports"
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
