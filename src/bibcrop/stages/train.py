@@ -24,8 +24,9 @@ def run(cfg: DictConfig) -> dict:
     from bibcrop.tracking import write_history_csv
 
     result = train(cfg)
-    curves = resolve(cfg.paths.reports) / layout.TRAIN_CURVES
-    write_history_csv(curves, CURVES, run_id=result["run_id"])
+    if result.get("run_id"):  # the chief (a non-chief worker tracks nothing)
+        curves = resolve(cfg.paths.reports) / layout.TRAIN_CURVES
+        write_history_csv(curves, CURVES, run_id=result["run_id"])
     print(
         f"train: step {result['global_step']}/{cfg.train.steps} "
         f"(resumed from {result['resumed_from_step']}), run {result['run_id']}"
