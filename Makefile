@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
+# `dvc exp show` in a 120-column terminal: experiment, the DVC metrics, the params that
+# differ; no timestamps, no dependency hashes (make exp-show EXP_SHOW="..." to change)
+EXP_SHOW ?= --only-changed \
+	--drop 'Created|State|Executor|rev|.*/.*\.(py|json|csv)|src/.*|data/.*|models/.*|val/mean_class_accuracy|area_share'
 
-.PHONY: help install demo test test-fast lint format params clean-data
+.PHONY: help install demo test test-fast lint format params clean-data repro metrics plots exp-show ui run
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +25,26 @@ demo: install  ## run the whole pipeline on the embedded synthetic data (dvc rep
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 	$(BIN)/bibcrop summary
+
+# DVC runs each stage as `bibcrop <stage>`, found on PATH: these targets put .venv/bin
+# first, so they work from a fresh shell without activating the venv.
+repro: install  ## dvc repro (one stage: make repro S=train)
+	dvc repro $(S)
+
+metrics: install  ## dvc metrics show (numbers only)
+	dvc metrics show
+
+plots: install  ## dvc plots show: training curves, val mIoU per evaluation, per-class IoU
+	dvc plots show
+
+exp-show: install  ## dvc exp show, the columns that matter, fits 120 columns
+	dvc exp show $(EXP_SHOW)
+
+ui: install  ## the MLflow UI on the local store: http://127.0.0.1:5000
+	mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+run: install  ## any command with the venv first on PATH: make run CMD="dvc exp run -S train.steps=20"
+	$(CMD)
 
 test: install  ## run the full test suite (slow tests included)
 	$(BIN)/ruff check src tests bench

@@ -1,5 +1,8 @@
+import os
 import subprocess
 import sys
+
+import pytest
 
 from bibcrop import cli
 
@@ -39,3 +42,57 @@ def test_train_sweeps_get_the_mlflow_callback_and_their_own_folders():
     assert f"+hydra.callbacks.mlflow._target_={cli.SWEEP_CALLBACK}" in args
     assert "train.backup_dir=${hydra:sweep.dir}/${hydra:job.num}/backup" in args
     assert not any("callbacks" in a for a in cli._hydra_defaults("train", ["train.steps=1"]))
+
+
+def test_tensorflow_noise_keeps_warnings_and_real_errors():
+    from bibcrop.cli import tensorflow_noise
+
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on.\n",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild\n",
+        "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n",
+        "W0000 00:00:1.0 1 something.cc:1] a real warning\n",
+        "E0000 00:00:1.0 1 other.cc:1] a real error\n",
+    ]
+    kept = [lines[4], lines[5]]
+    assert tensorflow_noise(lines, has_gpu=False) == kept
+    assert tensorflow_noise(lines, has_gpu=True) == [lines[3], *kept]  # a GPU that fails
+
+
+@pytest.mark.slow
+def test_a_stage_is_quiet_by_default_and_verbose_brings_tensorflow_logs_back(tmp_path):
+    """issue 16: 11 of 12 stderr lines of a stage were TensorFlow/absl start-up noise."""
+    import re
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "bibcrop.cli", "model-info", "debug=smoke",
+           f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    env.pop("BIBCROP_VERBOSE", None)
+    absl = re.compile(r"^[IEW]\d{4} ", re.M)
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert not absl.search(quiet.stderr) and "oneDNN" not in quiet.stderr, quiet.stderr
+    loud = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, timeout=300, env=env)
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert absl.search(loud.stderr), loud.stderr  # TensorFlow's INFO lines are back
+
+
+def test_overrides_given_as_one_word_are_split_and_an_empty_one_dropped():
+    from bibcrop.cli import expand_overrides
+
+    assert expand_overrides(["", "train.steps=20 seed=1", "+x=1"]) == [
+        "train.steps=20",
+        "seed=1",
+        "+x=1",
+    ]
+    # a value with spaces is one override, not several
+    assert expand_overrides(["crop.input_dir=/my photos/race"]) == [
+        "crop.input_dir=/my photos/race"
+    ]
+    assert expand_overrides(["crop.input_dir='/my photos' crop.mode=per_runner"]) == [
+        "crop.input_dir=/my photos",
+        "crop.mode=per_runner",
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 STAGES: dict[str, str] = {
@@ -39,12 +40,93 @@ FLAGS: dict[str, str] = {
 
 SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
 
+# Stages that import TensorFlow: quieted before the import unless --verbose.
+TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop"}
+VERBOSE_ENV = "BIBCROP_VERBOSE"
+# TensorFlow's C++ start-up lines that say nothing about the run: absl INFO lines (oneDNN
+# notices, "Could not find cuda drivers", the CPU-feature notice and its continuation) and
+# the banner absl prints before its logging is initialised.
+_NOISE = re.compile(
+    r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog|"
+    r"To enable the following instructions:)"
+)
+_NO_GPU = re.compile(r"^E\d{4} .*failed call to cuInit")  # a CPU-only machine, not an error
+
+
+_OVERRIDE = re.compile(r"^[~+]{0,2}[\w.@/-]+=")
+
+
+def expand_overrides(args: list[str]) -> list[str]:
+    """Arguments as Hydra should see them: an empty one dropped, and one that holds several
+    overrides (``"train.steps=20 seed=1"``, what ``mlflow run -P overrides="..."`` passes as
+    a single quoted word) split into them. A value with spaces stays whole unless every
+    word of the argument is itself an override."""
+    import shlex
+
+    out = []
+    for arg in args:
+        if not arg.strip():
+            continue
+        try:
+            words = shlex.split(arg)
+        except ValueError:
+            words = [arg]
+        several = len(words) > 1 and all(_OVERRIDE.match(w) for w in words)
+        out.extend(words if several else [arg])
+    return out
+
+
+def tensorflow_noise(lines: list[str], has_gpu: bool) -> list[str]:
+    """The lines of TensorFlow's import-time stderr worth showing: WARNING and above, less
+    the cuInit error a machine without a GPU always gets."""
+    return [
+        line for line in lines if not _NOISE.match(line) and (has_gpu or not _NO_GPU.match(line))
+    ]
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow with its C++/absl logs below WARNING off (unless ``verbose``).
+
+    ``TF_CPP_MIN_LOG_LEVEL`` no longer reaches the absl lines TensorFlow 2.21 prints while
+    it loads, so stderr (file descriptor 2, where C++ writes) is captured during the import
+    and the first device query, and what :func:`tensorflow_noise` keeps is printed after.
+    ``--verbose`` (or ``BIBCROP_VERBOSE=1``) shows everything, TensorFlow's INFO included.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    has_gpu = False
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            kept = tensorflow_noise(text.splitlines(keepends=True), has_gpu)
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
 
 def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
     """Where Hydra puts its run logs, unless the user said otherwise; logs go to stderr.
 
     A ``train -m`` sweep also gets the MLflow sweep callback (one parent run, a child per
-    job) and per-job output and checkpoint folders, so jobs never resume each other.
+    job) and per-job output, checkpoint, evaluation and report folders, so jobs never
+    resume or overwrite each other (a job keeps its model, run.json, its newest two
+    checkpoints, the evaluation and the curves; no Hydra config dumps).
     """
     defaults = {
         "hydra.run.dir": f"logs/hydra/{stage}/${{now:%Y-%m-%d_%H-%M-%S}}",
@@ -60,6 +142,8 @@ def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
         defaults["+hydra.callbacks.mlflow._target_"] = SWEEP_CALLBACK
         defaults["train.output_dir"] = f"{job_dir}/train"
         defaults["train.backup_dir"] = f"{job_dir}/backup"
+        defaults["evaluate.output_dir"] = f"{job_dir}/eval"
+        defaults["paths.reports"] = f"{job_dir}/reports"
     given = {a.split("=", 1)[0].lstrip("+") for a in args if "=" in a}
     return [f"{k}={v}" for k, v in defaults.items() if k.lstrip("+") not in given]
 
@@ -115,29 +199,55 @@ def _compose(args: list[str]) -> int:
 
 
 def usage() -> str:
-    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
-    return f"usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\nstages:\n  {names}\n"
+    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary", "relocate-store"]))
+    return (
+        "usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\n"
+        "-v/--verbose (or BIBCROP_VERBOSE=1): tracebacks and TensorFlow's INFO logs\n\n"
+        f"stages:\n  {names}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not ours
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = os.environ.get(VERBOSE_ENV, "").strip().lower() in {"1", "true", "yes"}
     if not argv or argv[0] in {"-h", "--help", "help"}:
         sys.stdout.write(usage())
         return 0
-    stage, args = argv[0], argv[1:]
+    stage, args = argv[0], expand_overrides(argv[1:])
     if stage == "compose":
         return _compose(args)
-    if stage in ("server", "summary"):
+    if stage in ("server", "summary", "relocate-store"):
         return _plain_command(stage, args)
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2
-    verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    verbose = verbose or any(a in VERBOSE for a in args)
+    verbose = verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     args = [FLAGS.get(a, a) for a in args if a not in VERBOSE]
     if verbose:
         os.environ["HYDRA_FULL_ERROR"] = "1"
     return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
+
+
+def _relocate_store(args: list[str]) -> int:
+    """``bibcrop relocate-store [--from URI] [overrides]``: a moved project's local MLflow
+    store pointed at its own ``mlruns/`` again (see :mod:`bibcrop.tracking.relocate`)."""
+    import argparse
+
+    from bibcrop.config import compose_config
+    from bibcrop.tracking.relocate import relocate_configured
+    from bibcrop.tracking.settings import settings_from
+
+    parser = argparse.ArgumentParser(
+        prog="bibcrop relocate-store",
+        description="Point a moved project's MLflow store at its own artifact folder.",
+    )
+    parser.add_argument("--from", dest="old", help="the old artifact root (a file:// URI)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (the mlflow group)")
+    ns = parser.parse_args(args)
+    for line in relocate_configured(settings_from(compose_config(ns.overrides)), ns.old):
+        print(line)
+    return 0
 
 
 def _plain_command(stage: str, args: list[str]) -> int:
@@ -149,6 +259,8 @@ def _plain_command(stage: str, args: list[str]) -> int:
             from bibcrop.tracking.server import main as server
 
             return server(args)
+        if stage == "relocate-store":
+            return _relocate_store(args)
         from bibcrop.summary import main as summary
 
         return summary()
@@ -199,6 +311,16 @@ def _defaults():
         return None
 
 
+def run_stage(stage: str, cfg) -> dict:
+    """``stages.<stage>.run(cfg)``; ``train`` with ``train.evaluate=true`` chains the
+    evaluate stage in the same job (its scores in the training run and in the returned
+    dict, which a sweep's summary and parent run show per job)."""
+    result = importlib.import_module(STAGES[stage]).run(cfg)
+    if stage == "train" and cfg.train.get("evaluate", False):
+        result = {**result, **importlib.import_module(STAGES["evaluate"]).run(cfg)}
+    return result
+
+
 def _run_hydra(stage: str, args: list[str], verbose: bool = False) -> int:
     import hydra
 
@@ -218,8 +340,9 @@ def _run_hydra(stage: str, args: list[str], verbose: bool = False) -> int:
         try:
             refuse_targets(cfg)
             precheck(stage, cfg, defaults)  # config values and paths, before TensorFlow loads
-            module = importlib.import_module(STAGES[stage])
-            return module.run(cfg)
+            if stage in TF_STAGES:
+                quiet_tensorflow(verbose)
+            return run_stage(stage, cfg)
         except Exception as err:
             if verbose or not is_user_error(err):
                 raise

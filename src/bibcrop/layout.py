@@ -16,7 +16,10 @@ MODEL_FILE = "model.keras"  # the trained model (Keras v3 zip)
 RUN_FILE = "run.json"  # the MLflow run id, step and summary evaluate/export log into
 
 # evaluate: {evaluate.output_dir}/
-METRICS_FILE = "metrics.json"
+METRICS_FILE = "metrics.json"  # DVC metrics: comparable numbers only (mIoU, accuracies)
+EVAL_REPORT = "report.json"  # counts and per-class scores (a report, not a DVC metric)
+IOU_PLOT = "iou_per_class.json"  # DVC plot: [{"class", "iou"}]
+EVAL_HISTORY = "history.csv"  # DVC plot: the training run's val metrics per evaluation
 CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "confusion_matrix.png"
 IOU_PNG = "iou_per_class.png"
@@ -31,11 +34,15 @@ EXPORT_SUMMARY = "export.json"
 
 # crop: {crop.output_dir}/ and {paths.reports}/
 ANNOTATIONS_CSV = "annotations.csv"
-CROP_REPORT = "crop.json"
+CROP_REPORT = "crop.json"  # outcomes, counts, the model's lineage (a report)
+CROP_METRICS = "crop_metrics.json"  # DVC metrics: comparable numbers only
 CONTACT_SHEET = "crop_contact_sheet.png"
 
 # extract: {paths.reports}/
 EXTRACT_REPORT = "extract.json"
+
+# train: {paths.reports}/train/ (DVC plots, read back from the MLflow run)
+TRAIN_CURVES = "train/curves.csv"  # step, loss, lr
 
 
 def read_run_file(train_output_dir: str | Path) -> dict:

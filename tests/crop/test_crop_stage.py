@@ -167,6 +167,10 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
         and report["model"]["name"] == name
     )
     assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
+    # dvc metrics: numbers only, no counts or lineage strings (issue 16)
+    metrics = json.loads((tmp_path / "reports/crop_metrics.json").read_text())
+    assert set(metrics) == {"photos_per_s", "area_share"}  # no bibs: no retention
+    assert all(isinstance(v, float) for v in metrics.values()) and metrics["photos_per_s"] > 0
     truth = tmp_path / "truth/labels"  # a truth map: the report measures runners, MLflow logs it
     truth.mkdir(parents=True)
     labels = np.zeros((70, 90), np.uint8)
@@ -179,6 +183,8 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     assert set(truthful["truth"]) == {"per_runner", "torso_pants", "torso_to_bottom"}
     logged = client.get_run(truthful["model"]["run_id"]).data.metrics
     assert logged["crop/per_runner/runners"] == 1 and "crop/torso_pants/photos" in logged
+    truth_metrics = json.loads((tmp_path / "reports/crop_metrics.json").read_text())
+    assert truth_metrics["recall"] == truthful["truth"]["per_runner"]["runner_recall"]
     with pytest.raises(ModelNotFoundError, match=r"champion->v1"):
         crop_stage.run(compose_config([*base, f"crop.model_uri=models:/{name}@gold"]))
     with pytest.raises(ValueError, match="only a .keras file"):
@@ -192,6 +198,14 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     )
     assert keras_report["model"]["backend"] == "keras" and report["model"]["backend"] == "litert"
     assert keras_report["mean_crop_area_share"] == report["mean_crop_area_share"]
+
+
+def test_crop_metrics_are_the_comparable_numbers_only():
+    from bibcrop.crop.report import metrics_of
+
+    report = {"photos": 3, "crops": 4, "mode": "per_runner", "model": {"name": "m"},
+              "photos_per_s": 2.5, "bib_retention": None, "mean_crop_area_share": 0.4}  # fmt: skip
+    assert metrics_of(report) == {"photos_per_s": 2.5, "area_share": 0.4}
 
 
 def test_refused_bib_rows_never_count_and_intact_photos_keep_their_rows(tmp_path):

@@ -70,3 +70,23 @@ def test_validation_logs_become_val_metrics_and_bad_interval_is_refused(cfg, cli
         )
     (val,) = client.get_metric_history(run.info.run_id, "val/loss")
     assert val.step == 2
+
+
+def test_the_steps_after_the_last_log_point_are_logged_at_the_end(cfg, client):
+    """A run of 5 steps logging every 2: points at 2, 4 and the final step 5 (its loss the
+    mean of step 5 alone), so a short run's curve is not empty (issue 16)."""
+    import keras
+
+    from bibcrop.tracking import MlflowMetricsCallback
+
+    x = np.arange(10, dtype="float32").reshape(10, 1)
+    y = x * 0.5
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    last = float(model.evaluate(x[8:], y[8:], verbose=0))
+    with tracked_run(cfg) as run:
+        model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[MlflowMetricsCallback(every_n_steps=2)])  # fmt: skip
+    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/loss")}
+    assert sorted(history) == [2, 4, 5]
+    assert history[5] == pytest.approx(last, rel=1e-5)

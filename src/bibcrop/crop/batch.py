@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from bibcrop import atomic
 from bibcrop.crop import annotations, metrics, photos
 from bibcrop.crop.roi import MODES, RoiSettings, decide, photo_boxes, with_mode
+from bibcrop.progress import counter
 
 log = logging.getLogger(__name__)
 RECORDS = ".records"
@@ -239,7 +239,7 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     chunks = list(_chunks(todo, size))
     with (
         ThreadPoolExecutor(max_workers=size) as pool,
-        tqdm(total=len(todo), desc="crop", unit="photo", disable=None) as bar,
+        counter("crop", unit="photo", total=len(todo)) as bar,
     ):
 
         def read(chunk):

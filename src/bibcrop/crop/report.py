@@ -55,6 +55,38 @@ def truth_report(records: list[dict]) -> dict:
     return {"truth": {m: summarize_truth([r["truth"][m] for r in with_truth]) for m in MODES}}
 
 
+# The comparable numbers of a crop run (report key -> metric name, short so that
+# `dvc metrics show` fits a 160-column terminal), kept apart from the report (counts,
+# reasons, the model's lineage) so `dvc metrics show/diff` compare like with like. A new
+# metric is one more entry here (and a number in the report).
+METRIC_KEYS = {
+    "photos_per_s": "photos_per_s",
+    "bib_retention": "bib_retention",
+    "mean_crop_area_share": "area_share",
+}
+
+
+# Runner-level truth metrics of the report's own mode (issue 13), when truth maps exist;
+# every mode's full figures stay in the report's ``truth`` section and in MLflow.
+TRUTH_METRIC_KEYS = {"crop_precision": "precision", "runner_recall": "recall"}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metrics_of(report: dict) -> dict[str, float]:
+    """The numbers of ``report`` named in :data:`METRIC_KEYS` (and, with truth maps, the
+    :data:`TRUTH_METRIC_KEYS` of the report's mode), under their metric names (``None``,
+    e.g. no bibs to retain, left out so DVC shows it as missing, not a string)."""
+    out = {name: report[key] for key, name in METRIC_KEYS.items() if _number(report.get(key))}
+    truth = report.get("truth", {}).get(report.get("mode"), {})
+    out.update(
+        {name: truth[key] for key, name in TRUTH_METRIC_KEYS.items() if _number(truth.get(key))}
+    )
+    return out
+
+
 def annotation_rows(records: list[dict]) -> list[list]:
     """``[file, x_min, y_min, x_max, y_max, class]`` per bib: crops' boxes in the crop's
     frame, and an intact photo's boxes in its own frame under its copied file's name."""

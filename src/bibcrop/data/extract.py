@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
 
 from bibcrop.atomic import remove_stale_temps, write_bytes, write_text
 from bibcrop.data.discovery import (
@@ -38,6 +37,7 @@ from bibcrop.data.safezip import ZipLimits, extract_archives, remove_stale_dirs
 from bibcrop.data.validation import PairProblem, validate_pair
 from bibcrop.data.workers import usable_cores
 from bibcrop.project import resolve
+from bibcrop.progress import progress
 
 WORK_DIR = ".work"  # under paths.extracted; removed after a successful run
 
@@ -159,7 +159,7 @@ def _map(fn, jobs: list, workers: int, desc: str) -> list:
     Processes, not threads: decoding small images is GIL-bound (threads gave no speed-up).
     Spawned, not forked, because TensorFlow may already be loaded in this process.
     """
-    bar = partial(tqdm, total=len(jobs), desc=desc, unit="pair", disable=None)
+    bar = partial(progress, total=len(jobs), desc=desc, unit="pair")
     if workers <= 1 or len(jobs) < 2:
         return list(bar(map(fn, jobs)))
     chunk = max(1, min(64, len(jobs) // (workers * 8)))

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm import tqdm
 
 from bibcrop import atomic, layout
 from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
 from bibcrop.data.tfrecords import iterate_split
 from bibcrop.evaluation import metrics, plots
 from bibcrop.inference.tta import tta_labels
+from bibcrop.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +44,49 @@ class EvalSettings:
     ignore_label: int = IGNORE_LABEL
 
 
-def score_split(model: keras.Model, tfrecord_dir: Path, s: EvalSettings) -> tuple[np.ndarray, list]:
-    """Confusion matrix int64 ``[C,C]`` (``cm[true, pred]``, pixels) over the split, plus
-    the first ``num_overlays`` ``(name, image, label, prediction)`` tuples."""
+# The comparable scores that go to ``metrics.json`` (DVC metrics); everything else
+# (per-class IoU, counts) goes to the report and the per-class plot.
+DVC_METRICS = ("val/mean_iou", "val/pixel_accuracy", "val/mean_class_accuracy")
+
+
+def score_split(
+    model: keras.Model, tfrecord_dir: Path, s: EvalSettings
+) -> tuple[np.ndarray, list, int]:
+    """Confusion matrix int64 ``[C,C]`` (``cm[true, pred]``, pixels) over the split, the
+    first ``num_overlays`` ``(name, image, label, prediction)`` tuples and the number of
+    images scored."""
     accumulator = metrics.confusion_accumulator(s.num_classes, s.ignore_label)
     overlays = []
+    count = 0
     examples = iterate_split(tfrecord_dir, s.split, limit=s.max_images)
-    for name, image, label in tqdm(examples, desc=f"evaluate {s.split}", disable=None):
+    bar = progress(examples, desc=f"evaluate {s.split}", unit="image", total=s.max_images)
+    for name, image, label in bar:
         pred = tta_labels(model, image, s.max_side, scales=list(s.scales), flip=s.flip)
         accumulator.update_state(label.astype(np.int32)[None], pred[None])
+        count += 1
         if len(overlays) < s.num_overlays:
             overlays.append((name, image, label, pred))
-    return metrics.confusion_matrix(accumulator), overlays
+    return metrics.confusion_matrix(accumulator), overlays, count
 
 
-def write_reports(cm: np.ndarray, overlays: list, out_dir: Path, ignore_label: int = 255) -> dict:
-    """The metrics dict, with every file (names in :mod:`bibcrop.layout`) written
-    atomically under ``out_dir``."""
+def write_reports(
+    cm: np.ndarray, overlays: list, out_dir: Path, ignore_label: int = 255, num_images: int = 0
+) -> dict:
+    """The scores dict (for MLflow), with every file (names in :mod:`bibcrop.layout`)
+    written atomically under ``out_dir``: ``metrics.json`` holds only the comparable
+    numbers of :data:`DVC_METRICS`; ``report.json`` the counts and per-class scores;
+    ``iou_per_class.json`` the per-class IoU as a DVC bar plot (classes absent from the
+    split, NaN, left out)."""
     names = CLASS_NAMES[: cm.shape[0]]
     scores = metrics.scores(cm, names)
     scores["val/num_pixels"] = int(cm.sum())
-    atomic.write_json(out_dir / layout.METRICS_FILE, _json_safe(scores))
+    safe = _json_safe(scores)
+    atomic.write_json(out_dir / layout.METRICS_FILE, {k: safe[k] for k in DVC_METRICS})
+    per_class_iou = {n: safe[f"val/iou/{n}"] for n in names}
+    report = {"images": int(num_images), "pixels": int(cm.sum()), "iou": per_class_iou}
+    atomic.write_json(out_dir / layout.EVAL_REPORT, report)
+    rows = [{"class": n, "iou": v} for n, v in per_class_iou.items() if v is not None]
+    atomic.write_json(out_dir / layout.IOU_PLOT, {"iou_per_class": rows})
     plots.write_confusion_csv(cm, out_dir / layout.CONFUSION_CSV, names)
     atomic.write_figure(plots.confusion_figure(cm, names), out_dir / layout.CONFUSION_PNG)
     per_class = {n: scores[f"val/iou/{n}"] for n in names}
@@ -86,17 +108,17 @@ def evaluate(model: keras.Model, tfrecord_dir: Path, out_dir: Path, s: EvalSetti
     Returns the scores (``val/mean_iou`` ...). RuntimeError when the split has no
     labelled pixel (stale or empty TFRecords).
     """
-    cm, overlays = score_split(model, Path(tfrecord_dir), s)
+    cm, overlays, count = score_split(model, Path(tfrecord_dir), s)
     if cm.sum() == 0:
         raise RuntimeError(
             f"no labelled pixels in split {s.split!r} under {tfrecord_dir}: "
             "rebuild the TFRecords (`dvc repro tfrecords`)"
         )
-    scores = write_reports(cm, overlays, Path(out_dir), s.ignore_label)
+    scores = write_reports(cm, overlays, Path(out_dir), s.ignore_label, num_images=count)
     log.info(
         "val mIoU %.4f, pixel accuracy %.4f over %d images",
         scores["val/mean_iou"],
         scores["val/pixel_accuracy"],
-        len(overlays),
+        count,
     )
     return scores

@@ -18,6 +18,7 @@ import numpy as np
 from bibcrop import atomic, layout
 from bibcrop.inference.loading import load_keras
 from bibcrop.inference.saved_model import write_saved_model
+from bibcrop.progress import counter
 
 log = logging.getLogger(__name__)
 ARTIFACT_PATH = "model"
@@ -90,7 +91,31 @@ def log_model(
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
             mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
-    return f"runs:/{run_id}/{ARTIFACT_PATH}"
+    uri = f"runs:/{run_id}/{ARTIFACT_PATH}"
+    link_logged_model(run_id, uri)
+    return uri
+
+
+def link_logged_model(run_id: str, uri: str) -> str:
+    """A LoggedModel for the run's model artifacts, recorded as the run's output, so the
+    run's *Logged models* panel and the model's page lead to each other. Its files stay
+    where they are (``runs:/<run>/model``, tag ``bibcrop.artifact_uri``; registered and
+    loaded from there): an external model, not a second copy. Returns its model id."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelOutput
+
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    model = mlflow.create_external_model(
+        name=ARTIFACT_PATH,
+        source_run_id=run_id,
+        tags={"bibcrop.artifact_uri": uri},
+        model_type="keras",
+        experiment_id=run.info.experiment_id,
+    )
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
+    return model.model_id
 
 
 def _tf_version() -> str:
@@ -113,13 +138,19 @@ def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSetti
     must be configured. Returns the summary also written to ``export.json``."""
     from bibcrop.tracking import register_model, write_model_ref
 
-    model = load_keras(trained)
-    files = write_files(model, Path(out), Path(trained), s)
-    model_uri = log_model(model, run_id, files, s.input_size)
-    registered = register_model(
-        model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
-    )
-    write_model_ref(Path(out) / layout.REF_FILE, champion_ref(s.registered_model_name, registered))
+    with counter("export", unit="step", total=4) as bar:  # load, write, log, register
+        model = load_keras(trained)
+        bar.update()
+        files = write_files(model, Path(out), Path(trained), s)
+        bar.update()
+        model_uri = log_model(model, run_id, files, s.input_size)
+        bar.update()
+        registered = register_model(
+            model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
+        )
+        champion = champion_ref(s.registered_model_name, registered)
+        write_model_ref(Path(out) / layout.REF_FILE, champion)
+        bar.update()
     summary = {**registered, "metric": s.key_metric, "value": metric, "model_uri": model_uri}
     atomic.write_json(Path(out) / layout.EXPORT_SUMMARY, summary)
     return summary

@@ -24,6 +24,7 @@ from bibcrop.model.deeplab import input_mean_pixel
 MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+MAX_GRAPHS = 64  # traced input shapes kept per model
 ALIGN = 16
 
 
@@ -75,7 +76,9 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first time it
     meets an input shape and as a graph traced for that shape from the second time on
     (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because the model's
-    run-time resizes need known sizes in graph mode.
+    run-time resizes need known sizes in graph mode. Each shape gets its own
+    ``tf.function`` traced once (not one function retraced per shape, which TensorFlow
+    reports as excessive retracing), at most :data:`MAX_GRAPHS` per model, oldest dropped.
     """
     if not isinstance(model, keras.Model):
         return np.asarray(model(x), dtype=np.float32)
@@ -83,13 +86,16 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     if keras.backend.backend() != "tensorflow" or x.shape not in seen:
         seen.add(x.shape)  # a shape met once (eval images of every size) is not worth a trace
         return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
-    graph = _GRAPHS.get(model)
+    graphs = _GRAPHS.setdefault(model, {})
+    graph = graphs.pop(x.shape, None)
     if graph is None:
         import tensorflow as tf
 
         owner = weakref.ref(model)  # the cache must not keep the model alive
         graph = tf.function(lambda batch: owner()(batch, training=False), reduce_retracing=False)
-        _GRAPHS[model] = graph
+        if len(graphs) >= MAX_GRAPHS:
+            graphs.pop(next(iter(graphs)))
+    graphs[x.shape] = graph  # most recently used last
     return graph(x).numpy().astype(np.float32, copy=False)
 
 

@@ -2,7 +2,9 @@
 
 Reads ``cfg.crop`` (see conf/crop/default.yaml). Writes crops (keeping the input folder's
 structure) and ``annotations.csv`` under ``crop.output_dir``, and the report
-``{paths.reports}/crop.json`` (DVC metrics) with the model's name, version, run and sha256.
+``{paths.reports}/crop.json`` (a report: outcomes, counts, the model's name, version, run
+and sha256) and ``{paths.reports}/crop_metrics.json`` (DVC metrics: numbers only, with crop
+precision and runner recall of the configured mode when truth maps exist).
 When ``crop.truth_labels`` holds the photos' truth label maps, the report's ``truth``
 section has the runner-level metrics of every ROI mode (:mod:`bibcrop.crop.metrics`); they
 are logged to MLflow as ``crop/<mode>/<metric>`` in the model's training run (or, for a
@@ -22,6 +24,7 @@ from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
     bib_rows_lines,
     bib_rows_report,
+    metrics_of,
     summarize,
     summary_line,
     write_annotations,
@@ -96,10 +99,13 @@ def run(cfg: DictConfig) -> dict:
         for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
     report["seconds"] = round(seconds, 2)
+    report["photos_per_s"] = round(len(records) / seconds, 2) if seconds > 0 else None
     if cfg.crop.contact_sheet:
         sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
-    atomic.write_json(resolve(cfg.paths.reports) / layout.CROP_REPORT, report)
+    reports = resolve(cfg.paths.reports)
+    atomic.write_json(reports / layout.CROP_REPORT, report)
+    atomic.write_json(reports / layout.CROP_METRICS, metrics_of(report))
     for line in bib_rows_lines(report["bib_rows"]):
         print(line)
     if report.get("truth") and cfg.crop.get("log_mlflow", True):

@@ -2,9 +2,11 @@
 
 Reads ``cfg.evaluate`` (split, max_side, flip, scales, num_overlays, max_images,
 output_dir) and ``cfg.dataset`` (num_classes, ignore_label). Writes
-``{evaluate.output_dir}/metrics.json`` (``dvc metrics``), the confusion matrix (CSV, PNG),
-per-class IoU bars and an overlay grid (names in :mod:`bibcrop.layout`); the same go to
-MLflow under ``eval/`` at the training run's final step.
+``{evaluate.output_dir}/metrics.json`` (``dvc metrics``: mIoU, pixel and mean class
+accuracy), ``report.json`` (counts, per-class IoU), ``iou_per_class.json`` and
+``history.csv`` (DVC plots), the confusion matrix (CSV, PNG), per-class IoU bars and an
+overlay grid (names in :mod:`bibcrop.layout`); the scores and figures go to MLflow under
+``eval/`` at the training run's final step.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
 
 
 def log_to_training_run(cfg: DictConfig, scores: dict) -> str:
-    from bibcrop.tracking import configure, log_eval_metrics, log_png, settings_from
+    """Scores and figures into the training run at its final step; then the run's
+    history of the DVC metrics (one row per evaluation) to ``history.csv`` for DVC plots."""
+    from bibcrop.evaluation.evaluator import DVC_METRICS
+    from bibcrop.tracking import (
+        configure,
+        log_eval_metrics,
+        log_png,
+        settings_from,
+        write_history_csv,
+    )
 
     run = layout.read_run_file(resolve(cfg.train.output_dir))
     configure(settings_from(cfg))
@@ -44,6 +55,7 @@ def log_to_training_run(cfg: DictConfig, scores: dict) -> str:
     out = resolve(cfg.evaluate.output_dir)
     for name in layout.EVAL_FIGURES:
         log_png(out / name, f"eval/{name}", run_id=run["run_id"])
+    write_history_csv(out / layout.EVAL_HISTORY, list(DVC_METRICS), run_id=run["run_id"])
     return run["run_id"]
 
 

@@ -35,6 +35,8 @@ _EXPORTS = {
     "log_png": "artifacts",
     "log_json": "artifacts",
     "log_eval_metrics": "artifacts",
+    "write_history_csv": "artifacts",
+    "log_manifest_input": "artifacts",
     "tracked_run": "runs",
     "read_run_state": "runs",
     "MlflowMetricsCallback": "keras_callback",

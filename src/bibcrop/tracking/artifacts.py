@@ -96,3 +96,68 @@ def log_eval_metrics(
     for start in range(0, len(batch), 1000):  # MAX_METRICS_PER_BATCH
         client.log_batch(run_id, metrics=batch[start : start + 1000], synchronous=True)
     return logged
+
+
+def write_history_csv(path: str | Path, keys: list[str], run_id: str | None = None) -> Path:
+    """The run's metric histories ``keys`` as one CSV (``step,<key>...``, one row per step,
+    empty where a key has no value at that step), written atomically: the same curves
+    MLflow shows, for ``dvc plots``. A resumed run's replayed steps keep the last value.
+    """
+    import csv
+    import io
+
+    from bibcrop import atomic
+
+    client, run_id = _client(), active_run_id(run_id)
+    rows: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for point in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
+            rows.setdefault(int(point.step), {})[key] = point.value
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["step", *keys], lineterminator="\n")
+    writer.writeheader()
+    for step in sorted(rows):
+        writer.writerow({"step": step, **rows[step]})
+    return atomic.write_text(Path(path), out.getvalue())
+
+
+def log_manifest_input(manifest: str | Path, run_id: str | None = None) -> str | None:
+    """The TFRecord manifest as the run's training dataset input (the UI's *Datasets*).
+
+    Name ``tfrecords``, source the manifest's path, digest its sha256 cut to the 36
+    characters MLflow's stores keep (the full sha256 is the profile's ``sha256`` and the
+    run's ``lineage.data_hash`` tag), profile the record count per split. Returns the
+    digest, or None when the manifest does not exist.
+    """
+    import json
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from bibcrop.project import project_root
+    from bibcrop.tracking.lineage import file_sha256
+
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        return None
+    sha = file_sha256(manifest)
+    try:  # relative to the project, so the record outlives a moved project
+        source = str(manifest.resolve().relative_to(project_root().resolve()))
+    except (ValueError, OSError):
+        source = str(manifest)
+    splits = json.loads(manifest.read_text(encoding="utf-8")).get("splits", {})
+    records = {
+        split: sum(int(s.get("records", 0)) for s in entry.get("shards", []))
+        for split, entry in splits.items()
+    }
+    origin = resolve_dataset_source(source)
+    entity = Dataset(
+        name="tfrecords",
+        digest=sha[:36],
+        source_type=origin._get_source_type(),
+        source=origin.to_json(),
+        profile=json.dumps({"sha256": sha, "records": records}),
+    )
+    tags = [InputTag("mlflow.data.context", "training")]
+    _client().log_inputs(active_run_id(run_id), datasets=[DatasetInput(entity, tags)])
+    return sha[:36]

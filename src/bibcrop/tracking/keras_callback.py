@@ -67,6 +67,7 @@ class MlflowMetricsCallback(keras.callbacks.Callback):
         self._last_time = time.perf_counter()
         self._floor = -1
         self._window_start = (0, 0.0)
+        self._last_batch = None
         if self.skip_logged_steps:
             history = self._client.get_metric_history(self._run_id, f"{self.prefix}loss")
             self._floor = max((m.step for m in history), default=-1)
@@ -76,8 +77,19 @@ class MlflowMetricsCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._global_step()
+        self._last_batch = (batch, dict(logs or {}))
         if step // self.every_n_steps == self._last_step // self.every_n_steps:
             return
+        self._log_window(step, batch, logs)
+
+    def on_train_end(self, logs=None):
+        """The steps after the last log point (a run shorter than ``every_n_steps``, or
+        ending between two points) are logged too, so every curve reaches the last step."""
+        step = self._global_step()
+        if step > self._last_step and getattr(self, "_last_batch", None) is not None:
+            self._log_window(step, *self._last_batch)
+
+    def _log_window(self, step: int, batch: int, logs) -> None:
         now = time.perf_counter()
         values = {f"{self.prefix}lr": self._learning_rate()}
         if logs and "loss" in logs:

@@ -87,6 +87,25 @@ def dvc_experiment_tags() -> dict[str, str]:
     }
 
 
+def run_name(cfg: DictConfig, stage: str) -> str:
+    """What ran, for the MLflow run name: ``train mobilenetv2 os16 513x513``, plus the DVC
+    experiment's name under ``dvc exp run`` (``... exp-1a2b3``). Missing keys are skipped."""
+    parts = [stage]
+    backbone = OmegaConf.select(cfg, "model.backbone.name", default=None)
+    stride = OmegaConf.select(cfg, "model.head.output_stride", default=None)
+    crop = OmegaConf.select(cfg, "dataset.crop_size", default=None)
+    if backbone:
+        parts.append(str(backbone))
+    if stride:
+        parts.append(f"os{stride}")
+    if crop is not None and len(crop) == 2:
+        parts.append(f"{crop[0]}x{crop[1]}")
+    experiment = os.environ.get(DVC_EXPERIMENT_ENV["dvc_exp_name"], "").strip()
+    if experiment:
+        parts.append(experiment)
+    return redact_text(" ".join(parts))
+
+
 def lineage_tags(
     cfg: DictConfig, root: Path | None = None, settings: TrackingSettings | None = None
 ) -> dict[str, str]:

@@ -95,7 +95,9 @@ def tracked_run(
 ) -> Iterator:
     """An active MLflow run with params, lineage tags and config logged; yields ``ActiveRun``.
 
-    Ends ``FINISHED`` on success and ``FAILED`` on any exception (Ctrl-C included).
+    A new run is named ``run_name`` (e.g. :func:`bibcrop.tracking.lineage.run_name`); a
+    resumed one keeps its name. Ends ``FINISHED`` on success and ``FAILED`` on any
+    exception (Ctrl-C included).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -111,7 +113,7 @@ def tracked_run(
         run = mlflow.start_run(
             run_id=run_id,
             experiment_id=None if run_id else target.experiment_id,
-            run_name=run_name,
+            run_name=None if run_id else run_name,
             log_system_metrics=settings.system_metrics,
         )
     status = "FAILED"

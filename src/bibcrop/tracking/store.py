@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -190,6 +191,20 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
             MlflowClient(uri).search_experiments(max_results=1)
 
 
+def _warn_if_moved(recorded: str | None, expected: str | None) -> None:
+    """A store whose experiment points at a folder that is gone while this project's is
+    another one: the project was moved or copied (see :mod:`bibcrop.tracking.relocate`)."""
+    if not recorded or not expected or recorded == expected or not recorded.startswith("file:"):
+        return
+    if not Path(urlparse(recorded).path).exists():
+        logging.getLogger(__name__).warning(
+            "the MLflow store records artifacts under %s, which does not exist (a moved or "
+            "copied project?); run `bibcrop relocate-store` to point it at %s",
+            recorded,
+            expected,
+        )
+
+
 def ensure_experiment(uri: str, name: str, location: str | None) -> str:
     """The id of experiment ``name``, created (with ``location`` for artifacts) if new."""
     from mlflow import MlflowClient
@@ -199,6 +214,7 @@ def ensure_experiment(uri: str, name: str, location: str | None) -> str:
     with store_errors(uri):
         found = client.get_experiment_by_name(name)
         if found is not None:
+            _warn_if_moved(found.artifact_location, location)
             return found.experiment_id
         try:
             return client.create_experiment(name, artifact_location=location)

@@ -8,7 +8,11 @@ processes, through this (pickled) callback, ``BIBCROP_MLFLOW_PARENT_RUN_ID`` and
 ``BIBCROP_MLFLOW_RUN_ID``, where :func:`bibcrop.tracking.runs.tracked_run` picks it up.
 
 Every run ends FINISHED or FAILED. At the end a table (job, overrides, status, key metric)
-is printed and the process exits 1 if any job failed. Hydra's basic sweeper raises on the
+is printed and logged on the parent, the parent gets the key metric once per child (step =
+job number, so its chart shows the children side by side) and the best child's run id,
+and, for a ``bibcrop train -m`` sweep, the command that registers the best child through
+the champion gate (``bibcrop export`` on that job's folders) is printed. The process
+exits 1 if any job failed. Hydra's basic sweeper raises on the
 first failed job before ``on_multirun_end``; an ``atexit`` hook then closes the sweep.
 """
 
@@ -26,12 +30,24 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from bibcrop import atomic
+from bibcrop.tracking.lineage import run_name
 from bibcrop.tracking.redact import is_secret_key, redact_text
 from bibcrop.tracking.settings import PARENT_RUN_ID_ENV, RUN_ID_ENV, settings_from
 from bibcrop.tracking.store import TrackingError, configure
 
 PARENT_FILE = "mlflow_parent.json"
 ERROR_TAG = "bibcrop.error"
+# a job's folders (from its config), for the command that registers a chosen child
+DIR_TAGS = {"bibcrop.train_output_dir": "train.output_dir",
+            "bibcrop.eval_output_dir": "evaluate.output_dir"}  # fmt: skip
+
+
+def register_command(tags: dict) -> str | None:
+    """``bibcrop export ...`` for a train sweep's child, from its folder tags, or None."""
+    train, evaluate = (tags.get(tag) for tag in DIR_TAGS)
+    if not train or not evaluate:
+        return None
+    return f"bibcrop export train.output_dir={train} evaluate.output_dir={evaluate}"
 
 
 def redact_overrides(overrides: list[str]) -> str:
@@ -137,14 +153,26 @@ class MlflowSweepCallback(Callback):
                     "overrides": child.data.tags.get("hydra.overrides", ""),
                     "status": status,
                     "metric": child.data.metrics.get(key),
+                    "register": register_command(child.data.tags),
                 }
             )
         rows.sort(key=lambda r: r["job"])
+        scored = [r for r in rows if r["status"] == "FINISHED" and r["metric"] is not None]
+        for row in scored:  # the parent's chart: one point per child
+            client.log_metric(parent["run_id"], key, row["metric"], step=max(row["job"], 0))
         failed = sum(r["status"] == "FAILED" for r in rows)
         table = format_summary(rows, key)
         sys.stdout.write(
             f"\nsweep {parent['run_id']}: {len(rows) - failed} finished, {failed} failed\n{table}"
         )
+        if scored:
+            best = max(scored, key=lambda r: r["metric"])
+            client.set_tag(parent["run_id"], "bibcrop.sweep.best_run_id", best["run_id"])
+            if best["register"]:
+                sys.stdout.write(
+                    f"best: job {best['job']} ({key} {best['metric']:.4f}); register it through "
+                    f"the champion gate with\n  {best['register']}\n"
+                )
         sys.stdout.flush()
         client.log_text(parent["run_id"], table, "sweep_summary.txt")
         client.log_text(parent["run_id"], json.dumps(rows, indent=2), "sweep_summary.json")
@@ -176,9 +204,15 @@ class MlflowSweepCallback(Callback):
             "hydra.job.num": num,
             "hydra.overrides": redact_overrides(_task_overrides(config)),
         }
-        run = MlflowClient(target.uri).create_run(
-            target.experiment_id, run_name=f"{config.hydra.job.name} #{num}", tags=tags
-        )
+        for tag, key in DIR_TAGS.items():
+            try:
+                value = OmegaConf.select(config, key, default=None)
+            except Exception:  # an interpolation this job cannot resolve
+                value = None
+            if value is not None:
+                tags[tag] = redact_text(str(value))
+        name = f"{run_name(config, str(config.hydra.job.name))} #{num}"
+        run = MlflowClient(target.uri).create_run(target.experiment_id, run_name=name, tags=tags)
         os.environ[RUN_ID_ENV] = run.info.run_id
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:

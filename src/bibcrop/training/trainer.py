@@ -1,8 +1,9 @@
 """One training run: model, data, optimizer, checkpoints and tracking wired from config.
 
 Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
-``steps / checkpoint_every`` epochs of ``checkpoint_every`` steps each, so an epoch end is
-a checkpoint (Keras ``BackupAndRestore``, see :mod:`.checkpoints`); after a ``kill -9``
+epochs of ``checkpoint_every`` steps each, so an epoch end is a checkpoint (Keras
+``BackupAndRestore``, see :mod:`.checkpoints`); when ``steps`` is not a multiple, the last
+epoch stops at ``steps`` (:class:`StopAtStep`) and is checkpointed too; after a ``kill -9``
 the same command restores the newest checkpoint (weights and optimizer state, so the step
 counter and the poly schedule continue) and the MLflow run recorded next to it.
 """
@@ -21,8 +22,9 @@ from bibcrop import atomic
 from bibcrop.data.shard_check import check_checksums
 from bibcrop.layout import MODEL_FILE, RUN_FILE
 from bibcrop.project import project_root, resolve
-from bibcrop.tracking.lineage import data_hash
+from bibcrop.tracking.lineage import data_hash, run_name
 from bibcrop.training import checkpoints, runtime
+from bibcrop.training.callbacks import StepProgress, StopAtStep
 from bibcrop.training.fingerprint import fingerprint, prepare_backup
 from bibcrop.training.guards import NanGuard, check_label_range
 from bibcrop.training.losses import DeepLabLoss
@@ -33,13 +35,9 @@ log = logging.getLogger(__name__)
 
 def check_train_config(train: DictConfig) -> None:
     """Refuse settings that would silently train something else than asked."""
-    if train.steps <= 0 or train.batch_size <= 0:
-        raise ValueError(f"train.steps={train.steps} and train.batch_size must be positive")
-    if train.steps % train.checkpoint_every:
-        raise ValueError(
-            f"train.checkpoint_every={train.checkpoint_every} must divide "
-            f"train.steps={train.steps} (an epoch is one checkpoint interval)"
-        )
+    for key in ("steps", "batch_size", "checkpoint_every"):
+        if int(train[key]) <= 0:
+            raise ValueError(f"train.{key}={train[key]} must be positive")
 
 
 def compile_model(model: keras.Model, cfg: DictConfig) -> keras.Model:
@@ -108,8 +106,10 @@ def _callbacks(
 
     every = settings_from(cfg).log_every_n_steps
     metrics = MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size)
-    # NanGuard first: a NaN step ends training before any checkpoint of it
-    return [NanGuard(), backup, *([metrics] if chief else [])]
+    # NanGuard first: a NaN step ends training before any checkpoint of it; StopAtStep
+    # before the backup: a cut last epoch ends at `steps` and is saved there
+    chief_only = [metrics, StepProgress(cfg.train.steps)] if chief else []
+    return [NanGuard(), StopAtStep(cfg.train.steps), backup, *chief_only]
 
 
 def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int = 1):
@@ -161,9 +161,9 @@ def fit(
     worker = worker or Worker()
     train = cfg.train
     interval = int(train.checkpoint_every)
-    total_epochs = train.steps // interval
+    total_epochs = -(-train.steps // interval)  # the last one may be cut short at `steps`
     first_epoch = start_step // interval
-    if first_epoch >= total_epochs:
+    if start_step >= train.steps:
         log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
         return {"steps_run": 0}
     data = training_data(cfg, start_step, strategy, worker.count)
@@ -174,10 +174,10 @@ def fit(
         initial_epoch=first_epoch,
         steps_per_epoch=interval,
         callbacks=_callbacks(cfg, backup, worker.is_chief),
-        verbose=2,
+        verbose=0,  # StepProgress shows steps, rate and ETA
     )
     seconds = time.perf_counter() - started
-    steps_run = (total_epochs - first_epoch) * interval
+    steps_run = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) - start_step
     last = {k: float(v[-1]) for k, v in history.history.items() if v}
     return {
         "steps_run": steps_run,
@@ -216,7 +216,6 @@ def train(cfg: DictConfig) -> dict:
     check_label_range(
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
     )
-    keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
     runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
@@ -225,9 +224,11 @@ def train(cfg: DictConfig) -> dict:
             return _train(cfg, strategy, worker, Path(scratch), backup, run=None)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
-    from bibcrop.tracking import tracked_run
+    from bibcrop.tracking import log_manifest_input, tracked_run
 
-    with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
+    name = run_name(cfg, "train")
+    with tracked_run(cfg, state_dir=backup, run_name=name, tags={"stage": "train"}) as run:
+        log_manifest_input(resolve(cfg.paths.tfrecords) / "manifest.json", run.info.run_id)
         result = _train(cfg, strategy, worker, output, backup, run)
         atomic.write_json(output / RUN_FILE, result)
     summary = OmegaConf.to_yaml(OmegaConf.create(result))
@@ -250,6 +251,8 @@ def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -
     which also resumes from a copy of the chief's ``backup`` there."""
     from bibcrop.training import distributed
 
+    # seeded here, after the MLflow run exists: MLflow draws run names and ids from `random`
+    keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
     with runtime.scope(strategy):
         model = build_training_model(cfg)
         runner = for_fit(model, cfg)
