@@ -90,37 +90,57 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     return crop_decoded(segmenter, photo, segmenter.labels(photo.reduced), job)
 
 
-def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) -> dict:
-    path, rel, full = photo.path, photo.rel, photo.full
+def plan_photo(segmenter, full: np.ndarray, labels: np.ndarray, bibs: list, job: CropJob):
+    """What the crop of one photo is, without writing anything: the per-photo logic the
+    crop stage and the crop service (:mod:`bibcrop.crop.service`) share.
+
+    ``full`` is the uint8 photo [H, W, 3], ``labels`` the segmenter's int32 map of its
+    reduced copy, ``bibs`` its ``(x0, y0, x1, y1, class)`` boxes in photo pixels. Returns
+    ``(record, indices)``: the record (``width``, ``height``, ``reasons``, ``bibs``,
+    ``crops`` with each ``box``, remapped ``bibs`` and ``cut_bibs``, ``outcome``,
+    ``bibs_retained``) and, per kept crop, its box's index (the ``_<k>`` of its file name).
+    """
     height, width = full.shape[:2]
     boxes, reasons = photo_boxes(labels, (width, height), job.roi)
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
-    bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
-    record = {"photo": rel.as_posix(), "width": width, "height": height, "reasons": reasons,
-              "bibs": len(bibs), "crops": []}  # fmt: skip
-    kept = set()
+    record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
+              "crops": []}  # fmt: skip
+    kept, indices = set(), []
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
         if job.filter_cut and cut:
             record["reasons"].append("filtered_cut_bib")
             continue
-        name = rel.with_name(f"{rel.stem}_{k}.jpg")
-        x0, y0, x1, y1 = box
-        atomic.write_bytes(
-            job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
-        )
         kept |= {i for i, b in enumerate(bibs) if annotations.inside(b, box)}
-        record["crops"].append({"file": name.as_posix(), "box": list(box),
+        record["crops"].append({"box": [int(v) for v in box],
                                 "bibs": [list(b) for b in remapped], "cut_bibs": cut})  # fmt: skip
+        indices.append(k)
     if record["crops"]:
         record["outcome"] = "cropped"
         record["bibs_retained"] = len(kept)
     else:
         record["outcome"] = "intact"
         record["reasons"] = record["reasons"] or ["no_box"]
-        atomic.write_bytes(job.output_dir / rel, path.read_bytes())
         record["bibs_retained"] = len(bibs)
+    return record, indices
+
+
+def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) -> dict:
+    """:func:`plan_photo`, then its files: one JPEG per crop, or the photo copied intact."""
+    path, rel, full = photo.path, photo.rel, photo.full
+    bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
+    plan, indices = plan_photo(segmenter, full, labels, bibs, job)
+    record = {"photo": rel.as_posix(), **plan}
+    for k, crop in zip(indices, record["crops"], strict=True):
+        name = rel.with_name(f"{rel.stem}_{k}.jpg")
+        x0, y0, x1, y1 = crop["box"]
+        atomic.write_bytes(
+            job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
+        )
+        crop["file"] = name.as_posix()
+    if record["outcome"] == "intact":
+        atomic.write_bytes(job.output_dir / rel, path.read_bytes())
     return record
 
 
