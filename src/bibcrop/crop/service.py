@@ -13,8 +13,8 @@ clients send it base64-encoded, as MLflow's scoring server expects), optional ``
 Output: a DataFrame, one row per photo, in input order: ``photo``, ``outcome``
 (``cropped`` | ``intact`` | ``error``), ``reasons`` (list of codes), ``width``, ``height``,
 ``boxes`` (list of ``[x0, y0, x1, y1]``, max exclusive), ``bibs`` (JSON: per box its bibs
-remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``, ``error`` (the message; "" unless ``error``;
-an unreadable photo has width and height 0).
+remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``, ``error``
+(the message; "" unless ``error``; an unreadable photo has width and height 0).
 These are the crop stage's records for the same photo and settings (the per-photo code is
 :func:`bibcrop.crop.batch.plan_photo`; no crops are written).
 """
