@@ -23,6 +23,7 @@ def save_trained(model, path: Path) -> Path:
     schedule = keras.optimizers.schedules.PolynomialDecay(0.01, 100, power=0.9)
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
                   loss=DeepLabLoss(num_classes=model.output_shape[-1]))  # fmt: skip
+    model.optimizer.build(model.trainable_variables)  # momentum slots, as after training
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path
@@ -61,3 +62,18 @@ def runner_jpeg(size=(96, 72), seed=0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+# The crop settings both the published crop service and the crop stage run with in tests.
+CROP_OVERRIDES = ["crop.max_side=65", "crop.backend=keras", "crop.mode=torso_to_bottom",
+                  "crop.min_component_frac=0", "crop.min_area_frac=0", "crop.max_aspect=100",
+                  "crop.margin_pct=0", "crop.contact_sheet=0"]  # fmt: skip
+
+
+def crop_settings() -> dict:
+    """The crop service settings of ``debug=smoke`` + :data:`CROP_OVERRIDES`, as the export
+    stage derives them from ``crop.*``."""
+    from bibcrop.stages.export import cropper_settings
+    from tests.helpers.tinydata import tiny_cfg
+
+    return cropper_settings(tiny_cfg(*CROP_OVERRIDES))
