@@ -32,7 +32,7 @@ def export_settings(cfg: DictConfig) -> ExportSettings:
         scales=tuple(float(v) for v in cfg.export.scales),
         flip=bool(cfg.export.flip),
         input_size=tuple(int(v) for v in cfg.dataset.crop_size),
-        cropper_name=cfg.mlflow.get("cropper_model_name") or None,
+        cropper_name=tracking.cropper_model_name or None,
         crop=cropper_settings(cfg),
     )
 
