@@ -59,3 +59,72 @@ def test_relative_and_lazy_package_imports_are_followed(tmp_path):
         "bibcrop.pkg.impl",
         "bibcrop.pkg.helper",
     }
+
+
+# What each library package may import from bibcrop: docs/ARCHITECTURE.md's table.
+FOUNDATION = {
+    "bibcrop.project", "bibcrop.atomic", "bibcrop.layout", "bibcrop.import_graph",
+    "bibcrop.imaging",
+}  # fmt: skip
+ALLOWED = {
+    **{name: set() for name in FOUNDATION},
+    "bibcrop.config": {"bibcrop.project", "bibcrop.atomic"},
+    "bibcrop.tracking": {"bibcrop.atomic", "bibcrop.project"},
+    "bibcrop.data": {"bibcrop.atomic", "bibcrop.imaging", "bibcrop.project", "bibcrop.tracking"},
+    "bibcrop.model": set(),
+    "bibcrop.training": FOUNDATION | {"bibcrop.data", "bibcrop.model", "bibcrop.tracking"},
+    "bibcrop.inference": {
+        "bibcrop.atomic",
+        "bibcrop.data",
+        "bibcrop.imaging",
+        "bibcrop.model",
+        "bibcrop.tracking",
+    },
+    "bibcrop.evaluation": {
+        "bibcrop.atomic",
+        "bibcrop.data",
+        "bibcrop.inference",
+        "bibcrop.layout",
+    },
+    "bibcrop.export": {
+        "bibcrop.atomic",
+        "bibcrop.inference",
+        "bibcrop.layout",
+        "bibcrop.tracking",
+    },
+    "bibcrop.crop": {
+        "bibcrop.atomic",
+        "bibcrop.data",
+        "bibcrop.imaging",
+        "bibcrop.project",
+        "bibcrop.config",
+    },
+    "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
+    "bibcrop.checks": {"bibcrop.project", "bibcrop.data", "bibcrop.crop", "bibcrop.inference"},
+    "bibcrop.cli": {
+        "bibcrop.config",
+        "bibcrop.checks",
+        "bibcrop.project",
+        "bibcrop.summary",
+        "bibcrop.tracking",
+    },
+}
+
+
+def _layer(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_library_packages_import_only_the_layers_below_them():
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _layer(module) in ALLOWED
+        and _layer(target) != _layer(module)
+        and _layer(target) not in ALLOWED[_layer(module)]
+    )
+    assert not wrong, "see docs/ARCHITECTURE.md:\n" + "\n".join(wrong)
+    unlisted = {_layer(m) for m in graph} - set(ALLOWED) - {"bibcrop", "bibcrop.stages"}
+    assert not unlisted, f"add {sorted(unlisted)} to docs/ARCHITECTURE.md and ALLOWED"

@@ -4,11 +4,18 @@ Each stage is a module under ``bibcrop.stages`` with ``run(cfg) -> dict``. By de
 config is composed from ``conf/config.yaml``; DVC stages pass ``-cd . -cn params`` so that
 Hydra reads the composed ``params.yaml`` instead, which is how ``dvc exp run -S`` reaches
 them. ``-m`` sweeps work as in any Hydra app.
+
+Errors about the input or the config (see :func:`is_user_error`) print as two lines, the
+message naming the key, the value and the fix, with no traceback unless ``-v`` /
+``--verbose`` or ``HYDRA_FULL_ERROR=1`` asks for it; config values and input paths are
+checked (:mod:`bibcrop.checks`) before the stage module, and TensorFlow, is imported.
+Exit codes: 2 for a config value or path, 1 for an error while the stage ran.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 STAGES: dict[str, str] = {
@@ -16,6 +23,7 @@ STAGES: dict[str, str] = {
     "extract": "bibcrop.stages.extract",
     "tfrecords": "bibcrop.stages.tfrecords",
     "validate": "bibcrop.stages.validate",
+    "manifest": "bibcrop.stages.manifest",
     "model-info": "bibcrop.stages.model_info",
     "train": "bibcrop.stages.train",
     "evaluate": "bibcrop.stages.evaluate",
@@ -75,23 +83,43 @@ def refuse_targets(cfg, path: str = "") -> None:
             refuse_targets(item, f"{path}[{index}]")
 
 
-def _compose(overrides: list[str]) -> int:
-    """Not a Hydra app itself: it runs the same composition DVC runs and writes params.yaml."""
-    from bibcrop.config import write_params
+def _compose(args: list[str]) -> int:
+    """Not a Hydra app itself: it runs the same composition DVC runs and writes params.yaml.
 
-    path = write_params(overrides)
-    print(f"wrote {path.name} from conf/ (overrides: {' '.join(overrides) or 'none'})")
+    Overrides are kept in ``conf/local/local.yaml`` (merged with those already there) so
+    that ``dvc exp run`` and ``dvc repro`` see them too; ``--reset`` removes them.
+    """
+    from bibcrop.config import (
+        keep_overrides,
+        local_file,
+        local_overrides,
+        reset_overrides,
+        write_params,
+    )
+
+    reset = "--reset" in args
+    overrides = [a for a in args if a != "--reset"]
+    try:
+        if reset and reset_overrides():
+            print(f"removed {local_file()}")
+        kept = keep_overrides(overrides) if overrides else local_overrides()
+        path = write_params([])
+    except Exception as err:  # noqa: BLE001  (an override that does not compose)
+        if not is_user_error(err) and "HYDRA_FULL_ERROR" not in os.environ:
+            raise
+        report_error("compose", err)
+        return 2
+    where = f"; kept in {local_file().relative_to(path.parent)}" if kept else ""
+    print(f"wrote {path.name} from conf/ (overrides: {' '.join(kept) or 'none'}{where})")
     return 0
 
 
 def usage() -> str:
     names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary"]))
-    return f"usage: bibcrop <stage> [hydra overrides] [-m]\n\nstages:\n  {names}\n"
+    return f"usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\nstages:\n  {names}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter, not ours
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
@@ -100,31 +128,103 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], argv[1:]
     if stage == "compose":
         return _compose(args)
-    if stage == "server":
-        from bibcrop.tracking.server import main as server
-
-        return server(args)
-    if stage == "summary":
-        from bibcrop.summary import main as summary
-
-        return summary()
+    if stage in ("server", "summary"):
+        return _plain_command(stage, args)
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
         return 2
-    args = [FLAGS.get(a, a) for a in args]
-    module = importlib.import_module(STAGES[stage])
-    return _run_hydra(stage, module.run, args + _hydra_defaults(stage, args))
+    verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    args = [FLAGS.get(a, a) for a in args if a not in VERBOSE]
+    if verbose:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
 
 
-def _run_hydra(stage: str, run, args: list[str]) -> int:
+def _plain_command(stage: str, args: list[str]) -> int:
+    """``server`` and ``summary``: not Hydra apps; their input errors are two lines too."""
+    verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    args = [a for a in args if a not in VERBOSE]
+    try:
+        if stage == "server":
+            from bibcrop.tracking.server import main as server
+
+            return server(args)
+        from bibcrop.summary import main as summary
+
+        return summary()
+    except Exception as err:
+        if verbose or not is_user_error(err):
+            raise
+        report_error(stage, err)
+        return 2
+
+
+# -v / --verbose: full tracebacks, as HYDRA_FULL_ERROR=1 gives
+VERBOSE = ("-v", "--verbose")
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Errors about the input or the config, shown as their message alone: bibcrop's,
+    Hydra's and OmegaConf's own exception classes, and the ``ValueError`` / ``LookupError``
+    / missing-file errors the stages raise with the key and the fix in the message.
+    Anything else is a bug and keeps its traceback."""
+    own = type(err).__module__.startswith(("bibcrop.", "hydra.", "omegaconf."))
+    return own or isinstance(
+        err, (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+    )
+
+
+def report_error(stage: str, err: BaseException) -> None:
+    """Two lines on stderr: the message (a multi-line one joined into one), then how to
+    see the traceback."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if "Config search path:" in lines:  # Hydra's missing-option error: the options, not paths
+        lines = lines[: lines.index("Config search path:")]
+    message = " ".join(lines[:8])
+    sys.stderr.write(
+        f"bibcrop {stage}: error: {message}\n"
+        "(run with --verbose or HYDRA_FULL_ERROR=1 for the traceback)\n"
+    )
+
+
+def _defaults():
+    """``conf/`` composed without overrides (the types precheck compares against), or None
+    when it does not compose (Hydra's app then reports why)."""
+    from bibcrop.config import compose_config
+
+    try:
+        return compose_config([])
+    except Exception:  # noqa: BLE001  (reported by the app itself, with the file named)
+        return None
+
+
+def _run_hydra(stage: str, args: list[str], verbose: bool = False) -> int:
     import hydra
 
+    from bibcrop.checks import ConfigError, precheck
     from bibcrop.config import CONFIG_NAME, conf_dir
+    from bibcrop.project import ProjectNotFoundError
 
-    @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)
+    try:
+        config_path = str(conf_dir())
+    except ProjectNotFoundError as err:
+        report_error(stage, err)
+        return 2
+    defaults = _defaults()
+
+    @hydra.main(version_base="1.3", config_path=config_path, config_name=CONFIG_NAME)
     def app(cfg):
-        refuse_targets(cfg)
-        return run(cfg)
+        try:
+            refuse_targets(cfg)
+            precheck(stage, cfg, defaults)  # config values and paths, before TensorFlow loads
+            module = importlib.import_module(STAGES[stage])
+            return module.run(cfg)
+        except Exception as err:
+            if verbose or not is_user_error(err):
+                raise
+            report_error(stage, err)
+            raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
 
     saved = sys.argv
     sys.argv = [f"bibcrop {stage}", *args]

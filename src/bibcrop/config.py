@@ -62,3 +62,119 @@ def read_params(root: Path | None = None) -> dict:
     import yaml
 
     return yaml.safe_load(((root or project_root()) / PARAMS_FILE).read_text(encoding="utf-8"))
+
+
+# `bibcrop compose` overrides live in conf/ itself, so every composition sees them: the
+# CLI, `dvc exp run` (DVC's Hydra integration recomposes params.yaml from conf/) and
+# `dvc repro` (which reads that params.yaml). conf/config.yaml includes the file when
+# present (`optional local: local`); it is git-ignored, a setting of this checkout.
+LOCAL_GROUP = "local"
+OVERRIDES_LINE = "# overrides: "
+
+
+def local_file(root: Path | None = None) -> Path:
+    return conf_dir(root) / LOCAL_GROUP / f"{LOCAL_GROUP}.yaml"
+
+
+def local_overrides(root: Path | None = None) -> list[str]:
+    """The overrides kept in ``conf/local/local.yaml`` (its ``# overrides:`` line), in order."""
+    import json
+
+    path = local_file(root)
+    if not path.is_file():
+        return []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(OVERRIDES_LINE):
+            return list(json.loads(line[len(OVERRIDES_LINE) :]))
+    return []
+
+
+def _merged(kept: list[str], new: list[str]) -> list[str]:
+    """``kept`` with each of ``new`` replacing the entry for the same key or group."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+
+    def key(text: str) -> str:
+        return parser.parse_override(text).key_or_group
+
+    replaced = {key(o) for o in new}
+    return [o for o in kept if key(o) not in replaced] + list(new)
+
+
+def local_yaml(overrides: list[str], root: Path | None = None) -> str:
+    """The Hydra config that applies ``overrides`` from inside ``conf/``.
+
+    A group choice (``dataset=lip``) becomes ``override /dataset: lip`` in its defaults
+    list, an added group (``+group=option``) ``/group: option``, a
+    value (``train.steps=100``) a value at the top level (``# @package _global_``). A
+    deletion (``~key``) has no such form and raises ``ValueError``.
+    """
+    import json
+
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    added, chosen, values = [], [], {}
+    for text in overrides:
+        override = OverridesParser.create().parse_override(text)
+        name = override.key_or_group
+        if override.is_delete():
+            raise ValueError(f"{text}: `bibcrop compose` keeps overrides in conf/local; a "
+                             "deletion cannot be kept there, edit conf/ instead")  # fmt: skip
+        if (conf_dir(root) / name).is_dir():
+            value = override.value()
+            entry = f"/{name}" + (f"@{override.package}" if override.package else "")
+            (added if override.is_add() else chosen).append((entry, value))
+        else:
+            OmegaConf.update(cfg := OmegaConf.create(values), name, override.value(), merge=True)
+            values = OmegaConf.to_container(cfg)
+    defaults = [{e: v} for e, v in added] + [{f"override {e}": v} for e, v in chosen]
+    body = {"defaults": defaults} if defaults else {}
+    body.update(values)
+    head = (
+        "# @package _global_\n"
+        "# Written by `bibcrop compose`; `bibcrop compose --reset` removes it. Git-ignored.\n"
+        f"{OVERRIDES_LINE}{json.dumps(list(overrides))}\n"
+    )
+    return head + (yaml.safe_dump(body, sort_keys=False) if body else "")
+
+
+def keep_overrides(overrides: list[str], root: Path | None = None) -> list[str]:
+    """Merge ``overrides`` into ``conf/local/local.yaml`` (atomically); the kept list.
+
+    The overrides must compose as they would on the command line (a key typo or an unknown
+    group option is Hydra's error), and so must the new file; otherwise the previous file
+    is kept and Hydra's error is raised.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from bibcrop import atomic
+
+    path = local_file(root)
+    before = path.read_bytes() if path.is_file() else None
+    old = {OverridesParser.create().parse_override(o).key_or_group for o in local_overrides(root)}
+    fresh = [o for o in overrides if OverridesParser.create().parse_override(o).key_or_group
+             not in old]  # fmt: skip
+    compose_config(fresh, root)  # as on the command line: a key typo or unknown option fails
+    kept = _merged(local_overrides(root), list(overrides))
+    atomic.write_text(path, local_yaml(kept, root))
+    try:
+        compose_config([], root)
+    except Exception:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic.write_bytes(path, before)
+        raise
+    return kept
+
+
+def reset_overrides(root: Path | None = None) -> bool:
+    """Remove ``conf/local/local.yaml``; whether there was one."""
+    path = local_file(root)
+    existed = path.is_file()
+    path.unlink(missing_ok=True)
+    if path.parent.is_dir() and not any(path.parent.iterdir()):
+        path.parent.rmdir()
+    return existed

@@ -173,3 +173,58 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     )
     assert keras_report["model"]["backend"] == "keras" and report["model"]["backend"] == "litert"
     assert keras_report["mean_crop_area_share"] == report["mean_crop_area_share"]
+
+
+def test_refused_bib_rows_never_count_and_intact_photos_keep_their_rows(tmp_path):
+    from bibcrop.crop.annotations import BibRow
+    from bibcrop.crop.report import summarize, write_annotations
+
+    # rot.png: stored 80x60, EXIF 6, so 60x80 as shown; nobody.png: no runner, kept intact
+    photo(tmp_path / "in/rot.png", exif=6)
+    photo(tmp_path / "in/nobody.png", torso=(0, 0, 0, 0), pants=(0, 0, 0, 0))
+    shown = load_full(tmp_path / "in/rot.png")
+    ys, xs = np.nonzero(PaintedSegmenter(None, 64).labels(shown) == C["UpperClothes"])
+    good = (int(xs.min()) + 2, int(ys.min()) + 2, int(xs.min()) + 8, int(ys.min()) + 8)
+    bibs = {
+        "rot.png": [
+            BibRow("rot.png", good, "bib", "bibs.csv", 1),
+            BibRow("rot.png", (30, 20, 10, 40), "bib", "bibs.csv", 2),  # swapped
+            BibRow("rot.png", (10, 10, 70, 20), "bib", "bibs.csv", 3),  # fits 80 wide, not 60
+        ],
+        "nobody.png": [BibRow("nobody.png", (1, 2, 11, 12), "bib", "bibs.csv", 4)],
+    }
+    records = run_folder(PaintedSegmenter(None, 64), job(tmp_path, bibs))
+    by_photo = {r["photo"]: r for r in records}
+    rot, nobody = by_photo["rot.png"], by_photo["nobody.png"]
+    assert rot["bibs"] == 1 and rot["bibs_retained"] == 1
+    assert [(p["line"], p["reason"]) for p in rot["invalid_bibs"]] == [
+        (2, "swapped_corners"), (3, "exceeds_photo"),
+    ]  # fmt: skip
+    assert nobody["outcome"] == "intact" and nobody["intact_bibs"] == [[1, 2, 11, 12, "bib"]]
+    report = summarize(records)
+    assert report["bibs"] == 2 and report["bib_retention"] == 1.0
+    write_annotations(records, tmp_path / "out/annotations.csv")
+    written = (tmp_path / "out/annotations.csv").read_text().splitlines()
+    assert "nobody.png,1,2,11,12,bib" in written and len(written) == 2
+
+
+def test_same_file_name_in_two_folders_never_shares_bibs(tmp_path):
+    from bibcrop.stages.crop import read_bibs
+
+    photo(tmp_path / "in/cam1/race_0000.png")
+    photo(tmp_path / "in/cam2/race_0000.png")
+    (tmp_path / "bibs.csv").write_text(
+        "race_0000.png,21,11,29,19,bib\ncam2/race_0000.png,22,12,28,18,bib\n", "utf-8-sig"
+    )
+    cfg = compose_config([f"crop.input_dir={tmp_path / 'in'}",
+                          f"crop.annotations={tmp_path / 'bibs.csv'}"])  # fmt: skip
+    bibs, read_problems, matched = read_bibs(cfg, tmp_path / "in")
+    assert read_problems == [] and matched.unmatched == []
+    assert {k: [r.line for r in v] for k, v in bibs.items()} == {"cam2/race_0000.png": [2]}
+    (ambiguous,) = matched.problems
+    assert ambiguous.reason == "ambiguous_name" and "cam1/race_0000.png" in ambiguous.message
+    records = run_folder(PaintedSegmenter(None, 64), job(tmp_path, bibs))
+    by_photo = {r["photo"]: r for r in records}
+    assert by_photo["cam1/race_0000.png"]["bibs"] == 0
+    assert [c["bibs"] for c in by_photo["cam1/race_0000.png"]["crops"]] == [[]]
+    assert by_photo["cam2/race_0000.png"]["bibs"] == 1

@@ -15,7 +15,9 @@ from tests.helpers.tinydata import TINY
 
 URI = "models:/tiny-cropper@champion"
 # a.jpg's second box covers the photo, so every crop of it cuts and carries a remapped bib
-BIBS = {"a.jpg": [(30, 20, 60, 40, "bib"), (0, 0, 96, 72, "all")], "b.jpg": [(10, 10, 30, 30, "b")]}
+# and c.jpg's box lies outside its 64x80 frame: refused and listed, never counted
+BIBS = {"a.jpg": [(30, 20, 60, 40, "bib"), (0, 0, 96, 72, "all")], "b.jpg": [(10, 10, 30, 30, "b")],
+        "c.jpg": [(50, 10, 90, 30, "off")]}  # fmt: skip
 
 
 def _photos(folder):
@@ -62,6 +64,8 @@ def _assert_same(rows: list[dict], records: dict) -> None:
         if record["outcome"] != "error":
             assert (row["width"], row["height"]) == (record["width"], record["height"])
             assert row["bibs_retained"] == record["bibs_retained"]
+            assert json.loads(row["invalid_bibs"]) == record["invalid_bibs"]
+            assert json.loads(row["intact_bibs"]) == record.get("intact_bibs", [])
 
 
 def test_the_service_gives_the_crop_stage_records(published_store, tmp_path):
@@ -71,6 +75,7 @@ def test_the_service_gives_the_crop_stage_records(published_store, tmp_path):
     records = _stage_records(tmp_path, published_store)
     assert {r["outcome"] for r in records.values()} == {"cropped", "error"}
     assert all(c["bibs"] and c["cut_bibs"] for c in records["a.jpg"]["crops"])
+    assert len(records["c.jpg"]["invalid_bibs"]) == 1
     service = mlflow.pyfunc.load_model(URI)
     rows = service.predict(_request(files)).to_dict("records")
     _assert_same(rows, records)

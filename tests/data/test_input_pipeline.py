@@ -22,7 +22,7 @@ def test_flip_swaps_left_and_right_labels():
 def test_scale_one_without_flip_is_an_exact_crop_with_padding():
     aug = dataclasses.replace(AUG, min_scale=1.0, max_scale=1.0, scale_step=0, flip=False)
     image = np.arange(20 * 10 * 3, dtype=np.uint8).reshape(20, 10, 3) % 200
-    label = (np.arange(200, dtype=np.uint8).reshape(20, 10, 1) % 19)
+    label = np.arange(200, dtype=np.uint8).reshape(20, 10, 1) % 19
     crop_image, crop_label = augment(image, label, (16, 16), aug, tf.constant([1, 2], tf.int64))
     crop_image, crop_label = crop_image.numpy(), crop_label.numpy()
     # The 10-px-wide image is padded on the right up to 16: mean pixel and ignore label.

@@ -71,9 +71,116 @@ def test_validate_names_the_corrupt_shard_and_record(shards, tmp_path):
     report = validate_shards(tmp_path)
     assert report["bad"] == [bad.name]
     problems = next(s for s in report["shards"] if s["file"] == bad.name)["problems"]
-    assert any("sha256" in p for p in problems) and any("unreadable at record" in p for p in problems)
+    assert any("sha256" in p for p in problems) and any(
+        "unreadable at record" in p for p in problems
+    )
 
 
 def test_missing_ids_say_to_run_extract(tmp_path):
     with pytest.raises(FileNotFoundError, match="bibcrop extract"):
         build(tmp_path, tmp_path / "out", {"train": 1}, workers=1)
+
+
+# --- shards written by DeepLab's own converter (issue 14, kind 4) ----------------------------
+
+
+def deeplab_converter_shards(folder, extracted, num_shards=4, png_images=()):
+    """Shards as DeepLab's build_voc2012_data.py writes them, coded here from its
+    build_data.image_seg_to_tfexample: ``_NUM_SHARDS = 4`` per split, filenames without
+    extension, ``image/format`` from its ``--image_format`` flag (default ``png``, though
+    the bytes are JPEG), no manifest. Ids in ``png_images`` carry PNG image bytes."""
+    import io
+    import math
+
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in ("train", "val"):
+        ids = (extracted / f"{split}_id.txt").read_text().split()
+        per_shard = math.ceil(len(ids) / num_shards)
+        for shard in range(num_shards):
+            name = folder / f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
+            with tf.io.TFRecordWriter(str(name)) as writer:
+                for i in ids[shard * per_shard : (shard + 1) * per_shard]:
+                    image = (extracted / split / "images" / f"{i}.jpg").read_bytes()
+                    if i in png_images:
+                        buffer = io.BytesIO()
+                        Image.open(io.BytesIO(image)).save(buffer, format="PNG")
+                        image = buffer.getvalue()
+                    label = (extracted / split / "labels" / f"{i}.png").read_bytes()
+                    width, height = Image.open(io.BytesIO(image)).size
+
+                    def b(v):
+                        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+                    def n(v):
+                        return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+
+                    example = tf.train.Example(features=tf.train.Features(feature={
+                        "image/encoded": b(image), "image/filename": b(i.encode()),
+                        "image/format": b(b"png"), "image/height": n(height),
+                        "image/width": n(width), "image/channels": n(3),
+                        "image/segmentation/class/encoded": b(label),
+                        "image/segmentation/class/format": b(b"png"),
+                    }))  # fmt: skip
+                    writer.write(example.SerializeToString())
+        counts[split] = len(ids)
+    return counts
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    from tests.helpers.tinydata import write_extracted
+
+    extracted = write_extracted(tmp_path / "extracted", {"train": 7, "val": 5})
+    folder = tmp_path / "deeplab"
+    counts = deeplab_converter_shards(folder, extracted, png_images={"101_000001"})
+    return folder, counts
+
+
+def test_deeplab_converter_shards_get_a_manifest_on_first_use(foreign):
+    from bibcrop.data.shard_check import check_checksums
+    from bibcrop.tracking.lineage import file_sha256
+
+    folder, counts = foreign
+    assert not (folder / "manifest.json").exists()
+    report = validate_shards(folder)  # bibcrop validate's check: reads every record
+    assert report["ok"] and len(report["shards"]) == 8
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {s: manifest["splits"][s]["records"] for s in counts} == counts == {"train": 7, "val": 5}
+    assert [e["records"] for e in manifest["splits"]["train"]["shards"]] == [2, 2, 2, 1]
+    first = manifest["splits"]["val"]["shards"][0]
+    assert first["sha256"] == file_sha256(folder / first["file"])
+    check_checksums(folder)  # train's start-up check passes, and lineage has a data hash
+    assert len(manifest_digest(folder)) == 64
+
+
+def test_train_and_evaluate_read_deeplab_shards_png_images_included(foreign):
+    from tests.helpers.tinydata import tiny_cfg
+
+    from bibcrop.data.input_pipeline import make_dataset
+
+    folder, counts = foreign
+    cfg = tiny_cfg(f"paths.tfrecords={folder}")
+    images, labels = next(iter(make_dataset(cfg, "train", True, batch_size=7, seed=0)))
+    assert images.shape[0] == 7 and labels.shape[0] == 7
+    evaluated = list(iterate_split(folder, "val"))
+    assert len(evaluated) == counts["val"]
+    train = {name: image for name, image, _ in iterate_split(folder, "train")}
+    assert train["101_000001"].dtype == np.uint8 and train["101_000001"].shape[-1] == 3
+
+
+def test_an_incomplete_set_of_deeplab_shards_names_the_missing_ones(foreign):
+    folder, _ = foreign
+    (folder / "train-00002-of-00004.tfrecord").unlink()
+    with pytest.raises(ValueError, match=r"1 of 4 train shards missing \(train-00002-of-00004"):
+        validate_shards(folder)
+    assert not (folder / "manifest.json").exists()
+
+
+def test_bibcrop_manifest_writes_it_through_the_cli(foreign, capsys):
+    from bibcrop.cli import main
+
+    folder, _ = foreign
+    assert main(["manifest", f"paths.tfrecords={folder}", f"hydra.run.dir={folder}/h"]) == 0
+    assert "manifest train: 7 records in 4 shards" in capsys.readouterr().out
+    assert main(["validate", f"paths.tfrecords={folder}", f"hydra.run.dir={folder}/h"]) == 0

@@ -65,12 +65,31 @@ def test_num_classes_smaller_than_the_data_stops_training_at_start_up(tmp_path, 
     assert not (tmp_path / "mlflow.db").exists() or "RUNNING" not in err  # failed before a run
 
 
-def test_annotation_csv_with_a_bad_row_names_file_and_line(tmp_path, tiny_keras, capsys):
+def test_annotation_csv_bad_rows_are_counted_with_file_and_line(tmp_path, tiny_keras, capsys):
     photo(tmp_path / "in/a.jpg")
+    photo(tmp_path / "in/start, wave 2.jpg")
     csv = tmp_path / "bibs.csv"
-    csv.write_text("a.jpg,1,2,30,40,bib\na.jpg,1,two,30,40,bib\n")
-    assert main(crop_args(tmp_path, tiny_keras, **{"crop.annotations": csv})) != 0
-    assert f"{csv}:2" in capsys.readouterr().err
+    csv.write_text(  # a spreadsheet's BOM, a header, one good row per photo, three bad ones
+        "filename,x_min,y_min,x_max,y_max,class\na.jpg,1,2,30,40,bib\na.jpg,1,two,30,40,bib\n"
+        '"start, wave 2.jpg",5,5,20,20,bib\na.jpg,40,40,10,10,bib\nghost.jpg,1,1,2,2,bib\n',
+        "utf-8-sig",
+    )
+    assert main(crop_args(tmp_path, tiny_keras, **{"crop.annotations": csv})) == 0
+    out = capsys.readouterr().out
+    assert f"{csv}:3: bib row refused, not_a_number" in out
+    assert f"{csv}:5: bib row refused, swapped_corners" in out
+    assert f"{csv}:6: bib row matches no photo: 'ghost.jpg'" in out
+    report = json.loads((tmp_path / "reports/crop.json").read_text())
+    rows = report["bib_rows"]
+    assert rows["refused_by_reason"] == {"not_a_number": 1, "swapped_corners": 1}
+    assert [(r["line"], r["reason"]) for r in rows["refused_rows"]] == [
+        (3, "not_a_number"), (5, "swapped_corners"),
+    ]  # fmt: skip
+    assert rows["unmatched"] == 1 and report["bibs"] == 2  # refused rows are not bibs
+    from bibcrop.crop.annotations import read_table
+
+    written = read_table(tmp_path / "out/annotations.csv")
+    assert written.problems == [] and report["annotations"] == len(written.rows)
 
 
 def test_non_images_are_counted_and_links_out_of_the_tree_are_refused(tmp_path, tiny_keras):
@@ -94,7 +113,9 @@ def test_a_model_uri_not_in_the_registry_lists_what_exists(tmp_path, tiny_keras,
                      "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})  # fmt: skip
     photo(tmp_path / "in/a.jpg")
     assert main(args) != 0
-    assert "models:/nope@champion not found (no registered models" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "models:/nope@champion not found in the MLflow store" in err
+    assert str(tmp_path / "mlflow.db") in err and "(no registered models" in err
 
 
 def test_a_flipped_byte_in_a_shard_stops_training_at_start_up_naming_it(tmp_path, capsys):
@@ -146,3 +167,112 @@ def test_no_dvc_stage_records_a_param_that_can_hold_a_secret(repo_root):
     assert params and "mlflow.registered_model_name" in params
     risky = [p for p in params if is_secret_key(p.split(".")[-1]) or "uri" in p]
     assert risky == []  # dvc.lock copies these values; credentials live in the environment
+
+
+# --- errors a person can read, before TensorFlow loads (issue 14, kind 7) ------------------
+
+
+def cli(args, cwd, env_extra=None):
+    """``python -X importtime -m bibcrop.cli ...`` as a user runs it: (rc, message lines,
+    modules imported, seconds)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import bibcrop
+
+    env = {**os.environ, "PYTHONPATH": str(Path(bibcrop.__file__).parents[1])}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.update(env_extra or {})
+    started = time.perf_counter()
+    command = [sys.executable, "-X", "importtime", "-m", "bibcrop.cli", *args]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - started
+    lines = done.stderr.splitlines()
+    modules = {ln.rsplit("|", 1)[-1].strip() for ln in lines if ln.startswith("import time:")}
+    message = [ln for ln in lines if not ln.startswith("import time:")]
+    return done.returncode, message, modules, seconds
+
+
+REPO = __import__("pathlib").Path(__file__).parents[2]
+KIND7 = {
+    "crop.mode=nonsense": (["crop", "crop.mode=nonsense"], "crop.mode=nonsense",
+                           "choose one of torso_pants"),
+    "missing photo folder": (["crop", "crop.input_dir={tmp}/no-photos"],
+                             "crop.input_dir={tmp}/no-photos", "no such folder"),
+    "missing annotations": (["crop", "crop.input_dir={tmp}", "crop.annotations={tmp}/no.csv"],
+                            "crop.annotations={tmp}/no.csv", "no such file"),
+    "a word for a number": (["train", "train.steps=ten"], "train.steps=ten", "an integer"),
+    "missing tfrecords": (["evaluate", "paths.tfrecords={tmp}/none"],
+                          "paths.tfrecords={tmp}/none", "bibcrop tfrecords"),
+    "missing checkpoint": (["train", "paths.tfrecords={tmp}/shards",
+                            "train.init_checkpoint={tmp}/model.ckpt-1"],
+                           "train.init_checkpoint={tmp}/model.ckpt-1", "nothing is downloaded"),
+    "missing dataset": (["extract", "dataset.source_dir={tmp}/lip"],
+                        "dataset.source_dir={tmp}/lip", "bibcrop synthesize"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", KIND7)
+def test_a_bad_value_or_path_is_two_lines_naming_key_value_fix_before_tensorflow(tmp_path, case):
+    args, named, fix = KIND7[case]
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards/train-00000-of-00001.tfrecord").write_bytes(b"")
+    args = [a.format(tmp=tmp_path) for a in args] + [f"hydra.run.dir={tmp_path / 'h'}"]
+    rc, message, modules, seconds = cli(args, REPO)
+    print(f"{case}: exit {rc} in {seconds:.2f} s: {message}")  # the measured time, reported
+    assert rc == 2
+    assert len(message) == 2 and not any("Traceback" in ln for ln in message), message
+    assert named.format(tmp=tmp_path) in message[0] and fix in message[0]
+    assert "tensorflow" not in modules and "keras" not in modules
+
+
+def test_the_traceback_is_there_when_asked_for(tmp_path):
+    args = ["crop", "crop.mode=nonsense", f"hydra.run.dir={tmp_path / 'h'}"]
+    for extra, env in ((["--verbose"], None), ([], {"HYDRA_FULL_ERROR": "1"})):
+        rc, message, _, _ = cli(args + extra, REPO, env)
+        assert rc != 0 and any("Traceback" in ln for ln in message)
+        assert "crop.mode=nonsense" in message[-1]
+
+
+@pytest.mark.parametrize("command", ["crop", "summary"])
+def test_outside_a_project_is_one_clear_error(tmp_path, command):
+    rc, message, modules, _ = cli([command], tmp_path, {"BIBCROP_ROOT": ""})
+    assert rc == 2 and len(message) == 2 and "no bibcrop project" in message[0]
+    assert message[0].startswith(f"bibcrop {command}: error:")
+    assert "tensorflow" not in modules
+
+
+def test_a_checkpoint_of_another_backbone_stops_train_before_any_step(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    from bibcrop.data.tfrecords import build
+    from tests.helpers.tinydata import write_extracted
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "model"))
+    from test_weight_import import xception_like_checkpoint
+
+    extracted = write_extracted(tmp_path / "extracted", {"train": 4, "val": 2})
+    build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
+    xception_like_checkpoint(tmp_path / "ckpt" / "model.ckpt-1")
+    db = tmp_path / "mlflow.db"
+    args = ["train", f"paths.tfrecords={tmp_path / 'tfrecords'}",
+            f"train.init_checkpoint={tmp_path / 'ckpt'}", "train.initialize_last_layer=false",
+            f"mlflow.tracking_uri=sqlite:///{db}", f"train.output_dir={tmp_path / 'train'}",
+            f"train.backup_dir={tmp_path / 'b'}", f"hydra.run.dir={tmp_path / 'h'}"]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "bibcrop train: error: train.init_checkpoint=" in err
+    assert "matched 0 of the model's" in err and "set model/backbone=xception65" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "train/model.keras").exists()
+    if db.exists():  # the run, if one was opened, did not finish as if it had trained
+        import mlflow
+
+        runs = mlflow.MlflowClient(f"sqlite:///{db}").search_runs(
+            [e.experiment_id for e in mlflow.MlflowClient(f"sqlite:///{db}").search_experiments()]
+        )
+        assert all(r.info.status != "FINISHED" for r in runs)

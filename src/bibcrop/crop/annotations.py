@@ -3,37 +3,226 @@
 CSV rows are ``filename,x_min,y_min,x_max,y_max,class`` (a header row is optional),
 pixel coordinates in the EXIF-corrected photo (x right, y down, max exclusive). A box
 cut by a crop is kept clipped (``clip``) or left out and counted (``drop``).
+
+Read and written with the ``csv`` module, so a file name holding a comma or a quote
+survives; a UTF-8 byte-order mark (spreadsheets write one) is ignored.
+
+Matching a row to a photo (:func:`match_rows`; the README's "Bib annotations" lists the
+same rules):
+
+1. the name is taken as written, surrounding spaces removed, ``\\`` read as ``/`` and a
+   leading ``./`` dropped; it is the photo's path relative to ``crop.input_dir``
+   (``cam1/race_0000.jpg``), extension included;
+2. a bare file name (no ``/``) also matches the one photo of that name in any sub-folder,
+   only when exactly one photo has it; when several do, the row is refused as
+   ``ambiguous_name``, naming them all (it would otherwise give one photo another's bibs);
+3. case is compared exactly first; when that finds nothing, case-insensitively, again only
+   when exactly one photo fits;
+4. a row that matches no photo is counted and listed as ``unmatched``.
+
+Every matched row is then checked against its photo, after EXIF orientation
+(:func:`check_row`); a row that fails is counted by reason with its file and line,
+and never counts towards bib retention.
 """
 
 from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 POLICIES = ("clip", "drop")
+FIELDS = ("filename", "x_min", "y_min", "x_max", "y_max", "class")
+# reasons a row is refused, in the order they are checked
+ROW_REASONS = (
+    "wrong_field_count", "not_a_number", "ambiguous_name", "swapped_corners", "empty_box",
+    "negative_coordinates", "outside_photo", "exceeds_photo",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BibRow:
+    """One CSV row: ``box`` (x0, y0, x1, y1) in pixels of the EXIF-oriented photo."""
+
+    name: str
+    box: tuple[int, int, int, int]
+    cls: str
+    file: str = ""
+    line: int = 0
+
+    def as_tuple(self) -> tuple:
+        return (*self.box, self.cls)
+
+
+@dataclass
+class RowProblem:
+    """A refused row: ``reason`` one of :data:`ROW_REASONS`, counted in the crop report."""
+
+    file: str
+    line: int
+    reason: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "reason": self.reason,
+                "message": self.message}  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}: {self.message}"
+
+
+@dataclass
+class BibTable:
+    """Rows read from a CSV, and the rows refused while reading it."""
+
+    rows: list[BibRow] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+def _is_header(row: list[str]) -> bool:
+    return len(row) == len(FIELDS) and not _numbers(row[1:5])
+
+
+def _numbers(cells: list[str]):
+    try:
+        return tuple(int(float(v)) for v in cells)
+    except ValueError:
+        return None
+
+
+def read_table(path: str | Path) -> BibTable:
+    """Every row of a bib CSV; malformed rows become :class:`RowProblem` s, never an abort.
+
+    The first non-blank row is a header when its coordinates are not numbers. Raises
+    ``ValueError`` naming the file only when it is not UTF-8 text.
+    """
+    table, shown = BibTable(), str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            lines = list(csv.reader(handle))
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"crop.annotations={path}: not UTF-8 text ({err.reason} at byte {err.start}); "
+            "save it as 'CSV UTF-8'"
+        ) from None
+    first = True
+    for line_no, row in enumerate(lines, start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if first and _is_header(row):
+            first = False
+            continue
+        first = False
+        if len(row) != len(FIELDS):
+            table.problems.append(RowProblem(shown, line_no, "wrong_field_count",
+                f"expected {','.join(FIELDS)}; got {len(row)} fields"))  # fmt: skip
+            continue
+        box = _numbers(row[1:5])
+        if box is None:
+            table.problems.append(RowProblem(shown, line_no, "not_a_number",
+                f"coordinates must be numbers: {row[1:5]}"))  # fmt: skip
+            continue
+        table.rows.append(BibRow(row[0].strip(), box, row[5].strip(), shown, line_no))
+    return table
 
 
 def read_boxes(path: str | Path) -> dict[str, list[tuple]]:
-    """``{filename: [(x0, y0, x1, y1, class), ...]}``."""
+    """``{filename: [(x0, y0, x1, y1, class), ...]}`` as written; a malformed row raises
+    ``ValueError`` naming file and line (the crop stage uses :func:`read_table`, which
+    counts them instead)."""
+    table = read_table(path)
+    if table.problems:
+        raise ValueError(str(table.problems[0]))
     boxes: dict[str, list[tuple]] = defaultdict(list)
-    with open(path, newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != 6:
-                raise ValueError(
-                    f"{path}:{line_no}: expected filename,x_min,y_min,x_max,y_max,class; "
-                    f"got {len(row)} fields"
-                )
-            try:
-                x0, y0, x1, y1 = (int(float(v)) for v in row[1:5])
-            except ValueError:
-                if line_no == 1:
-                    continue  # a header
-                raise ValueError(f"{path}:{line_no}: coordinates must be numbers: {row}") from None
-            boxes[row[0].strip()].append((x0, y0, x1, y1, row[5].strip()))
+    for row in table.rows:
+        boxes[row.name].append(row.as_tuple())
     return dict(boxes)
+
+
+def _normalised(name: str) -> str:
+    name = name.strip().replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+@dataclass
+class Matched:
+    """Rows by photo (its path relative to the input folder, POSIX), and the leftovers."""
+
+    by_photo: dict[str, list[BibRow]] = field(default_factory=dict)
+    problems: list[RowProblem] = field(default_factory=list)
+    unmatched: list[BibRow] = field(default_factory=list)
+
+
+def match_rows(rows: list[BibRow], photos: list[str]) -> Matched:
+    """Give each row its photo by the module's matching rules; ``photos`` are relative
+    POSIX paths (``cam1/race_0000.jpg``)."""
+    exact = {p: p for p in photos}
+    folded: dict[str, list[str]] = defaultdict(list)
+    names: dict[str, list[str]] = defaultdict(list)
+    names_folded: dict[str, list[str]] = defaultdict(list)
+    for p in photos:
+        folded[p.casefold()].append(p)
+        names[PurePosixPath(p).name].append(p)
+        names_folded[PurePosixPath(p).name.casefold()].append(p)
+    out = Matched()
+    for row in rows:
+        name = _normalised(row.name)
+        bare = "/" not in name
+        candidates = (
+            [exact[name]] if name in exact
+            else names.get(name, []) if bare and name in names
+            else folded.get(name.casefold(), []) if name.casefold() in folded
+            else names_folded.get(name.casefold(), []) if bare
+            else []
+        )  # fmt: skip
+        if len(candidates) == 1:
+            out.by_photo.setdefault(candidates[0], []).append(row)
+        elif candidates:
+            out.problems.append(RowProblem(row.file, row.line, "ambiguous_name",
+                f"{row.name!r} names {len(candidates)} photos: {', '.join(sorted(candidates))}; "
+                "write the path relative to crop.input_dir"))  # fmt: skip
+        else:
+            out.unmatched.append(row)
+    return out
+
+
+def check_row(row: BibRow, width: int, height: int) -> RowProblem | None:
+    """``None`` for a box that lies in a ``width`` x ``height`` photo (EXIF-oriented, max
+    exclusive), else the first failed check of ``swapped_corners``, ``empty_box``,
+    ``negative_coordinates``, ``outside_photo`` (wholly), ``exceeds_photo`` (partly)."""
+    x0, y0, x1, y1 = row.box
+    reason = (
+        "swapped_corners" if x1 < x0 or y1 < y0
+        else "empty_box" if x1 == x0 or y1 == y0
+        else "negative_coordinates" if min(row.box) < 0
+        else "outside_photo" if x0 >= width or y0 >= height
+        else "exceeds_photo" if x1 > width or y1 > height
+        else None
+    )  # fmt: skip
+    if reason is None:
+        return None
+    return RowProblem(row.file, row.line, reason,
+        f"box {list(row.box)} for {row.name} does not fit its photo, {width}x{height} "
+        "after EXIF orientation (x_min,y_min,x_max,y_max; max exclusive)")  # fmt: skip
+
+
+def split_rows(rows: list, width: int, height: int) -> tuple[list[tuple], list[dict]]:
+    """(valid boxes as ``(x0, y0, x1, y1, class)``, refused rows as dicts) for one photo.
+
+    ``rows`` are :class:`BibRow` s or plain 5-tuples (taken as rows of no file)."""
+    valid, refused = [], []
+    for row in rows:
+        if not isinstance(row, BibRow):
+            row = BibRow("", tuple(int(v) for v in row[:4]), str(row[4]))
+        problem = check_row(row, width, height)
+        if problem is None:
+            valid.append(row.as_tuple())
+        else:
+            refused.append(problem.as_dict())
+    return valid, refused
 
 
 def inside(box, crop) -> bool:

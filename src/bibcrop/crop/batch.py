@@ -1,7 +1,8 @@
 """Crop a folder of photos: one recorded outcome per photo, resumable, atomic.
 
 Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``), ``intact`` (no usable box:
-the photo is copied unchanged, with the reasons) or ``error`` (unreadable, corrupt,
+the photo is copied unchanged, with the reasons, and keeps its bib rows) or ``error``
+(unreadable, corrupt,
 decompression bomb...). Each outcome is a JSON record under ``.records/`` written last,
 so a rerun skips exactly the finished photos (``crop.overwrite`` redoes them, deleting
 what their previous outcome wrote). The
@@ -90,22 +91,26 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     return crop_decoded(segmenter, photo, segmenter.labels(photo.reduced), job)
 
 
-def plan_photo(segmenter, full: np.ndarray, labels: np.ndarray, bibs: list, job: CropJob):
+def plan_photo(segmenter, full: np.ndarray, labels: np.ndarray, rows: list, job: CropJob):
     """What the crop of one photo is, without writing anything: the per-photo logic the
     crop stage and the crop service (:mod:`bibcrop.crop.service`) share.
 
     ``full`` is the uint8 photo [H, W, 3], ``labels`` the segmenter's int32 map of its
-    reduced copy, ``bibs`` its ``(x0, y0, x1, y1, class)`` boxes in photo pixels. Returns
+    reduced copy, ``rows`` its bib rows (:class:`~bibcrop.crop.annotations.BibRow` s or
+    ``(x0, y0, x1, y1, class)`` tuples in photo pixels), each checked against the
+    EXIF-oriented size (a refused one is listed in ``invalid_bibs``, never counted). Returns
     ``(record, indices)``: the record (``width``, ``height``, ``reasons``, ``bibs``,
-    ``crops`` with each ``box``, remapped ``bibs`` and ``cut_bibs``, ``outcome``,
-    ``bibs_retained``) and, per kept crop, its box's index (the ``_<k>`` of its file name).
+    ``invalid_bibs``, ``crops`` with each ``box``, remapped ``bibs`` and ``cut_bibs``,
+    ``outcome``, ``bibs_retained``, ``intact_bibs`` when intact) and, per kept crop, its
+    box's index (the ``_<k>`` of its file name).
     """
     height, width = full.shape[:2]
     boxes, reasons = photo_boxes(labels, (width, height), job.roi)
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
+    bibs, refused = annotations.split_rows(rows, width, height)
     record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
-              "crops": []}  # fmt: skip
+              "invalid_bibs": refused, "crops": []}  # fmt: skip
     kept, indices = set(), []
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
@@ -123,14 +128,16 @@ def plan_photo(segmenter, full: np.ndarray, labels: np.ndarray, bibs: list, job:
         record["outcome"] = "intact"
         record["reasons"] = record["reasons"] or ["no_box"]
         record["bibs_retained"] = len(bibs)
+        record["intact_bibs"] = [list(b) for b in bibs]  # kept, in the photo's own frame
     return record, indices
 
 
 def crop_decoded(segmenter, photo: Decoded, labels: np.ndarray, job: CropJob) -> dict:
-    """:func:`plan_photo`, then its files: one JPEG per crop, or the photo copied intact."""
+    """:func:`plan_photo`, then its files: one JPEG per crop, or the photo copied intact.
+
+    Bib rows were matched to this photo by its relative path (annotations.match_rows)."""
     path, rel, full = photo.path, photo.rel, photo.full
-    bibs = job.bibs.get(rel.as_posix(), job.bibs.get(path.name, []))
-    plan, indices = plan_photo(segmenter, full, labels, bibs, job)
+    plan, indices = plan_photo(segmenter, full, labels, job.bibs.get(rel.as_posix(), []), job)
     record = {"photo": rel.as_posix(), **plan}
     for k, crop in zip(indices, record["crops"], strict=True):
         name = rel.with_name(f"{rel.stem}_{k}.jpg")
@@ -174,6 +181,14 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
     releases the GIL) while the previous batch is inferred together, then cropped and
     encoded on the threads. Records are written in input order, each after its crops.
+
+    ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
+    ``labels``/``labels_many`` returning int32 LIP label maps ``[H, W]`` and ``max_side``).
+    Each record: ``photo`` (path relative to the input folder), ``width``/``height``
+    (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
+    (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
+    bad photo becomes an ``error`` record, never an exception; ValueError only when the
+    output folder lies inside the input folder.
     """
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bibcrop.imaging import ImageModeError, to_rgb8
+
 SUFFIXES = (".jpg", ".jpeg", ".png")
 ORIENTATION = 0x0112  # the EXIF tag
 
@@ -71,13 +73,14 @@ def _orientation(image: Image.Image) -> int | None:
 
 
 def _decode(image: Image.Image, path: Path) -> np.ndarray:
-    """Pixels after EXIF orientation; copies only where a mode change needs one (two
+    """Pixels after EXIF orientation, any mode made 8-bit RGB by :func:`bibcrop.imaging.to_rgb8`
+    (16-bit scaled, alpha over white); copies only where a mode change needs one (two
     avoidable 54 MB copies cost 60 ms on an 18 MP photo)."""
     try:
         orientation = _orientation(image)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return orient(np.asarray(image), orientation)
+        return orient(to_rgb8(image), orientation)
+    except ImageModeError as err:
+        raise PhotoError(err.reason, f"{_name(path)}: {err}") from None
     except Image.DecompressionBombError as err:
         raise PhotoError("decompression_bomb", f"{_name(path)}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:

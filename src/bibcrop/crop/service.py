@@ -13,8 +13,10 @@ clients send it base64-encoded, as MLflow's scoring server expects), optional ``
 Output: a DataFrame, one row per photo, in input order: ``photo``, ``outcome``
 (``cropped`` | ``intact`` | ``error``), ``reasons`` (list of codes), ``width``, ``height``,
 ``boxes`` (list of ``[x0, y0, x1, y1]``, max exclusive), ``bibs`` (JSON: per box its bibs
-remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``, ``error``
-(the message; "" unless ``error``; an unreadable photo has width and height 0).
+remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``,
+``intact_bibs`` (JSON: an intact photo's bibs, in its own frame), ``invalid_bibs`` (JSON: rows refused against the photo's size, with the
+problem), ``error`` (the message; "" unless ``error``; an unreadable photo has width and
+height 0).
 These are the crop stage's records for the same photo and settings (the per-photo code is
 :func:`bibcrop.crop.batch.plan_photo`; no crops are written).
 """
@@ -36,7 +38,7 @@ from bibcrop.inference.loading import Segmenter
 from bibcrop.inference.pyfunc import read_data
 
 COLUMNS = ("photo", "outcome", "reasons", "width", "height", "boxes", "bibs", "cut_bibs",
-           "bibs_retained", "error")  # fmt: skip
+           "bibs_retained", "intact_bibs", "invalid_bibs", "error")  # fmt: skip
 
 
 def service_settings(job: CropJob, max_side: int, backend: str = "keras") -> dict:
@@ -199,6 +201,8 @@ def _row(record: dict) -> dict:
         "bibs": json.dumps([c["bibs"] for c in crops]),
         "cut_bibs": [c["cut_bibs"] for c in crops],
         "bibs_retained": record.get("bibs_retained", 0),
+        "intact_bibs": json.dumps(record.get("intact_bibs", [])),
+        "invalid_bibs": json.dumps(record.get("invalid_bibs", [])),
         "error": record.get("error", ""),
     }
 

@@ -9,6 +9,7 @@ from matplotlib.patches import Rectangle
 
 from bibcrop.atomic import write_figure
 from bibcrop.crop import photos
+from bibcrop.crop.annotations import split_rows
 from bibcrop.data.lip_dataset import colorize
 
 
@@ -26,7 +27,8 @@ def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path
         for crop in record["crops"]:
             x0, y0, x1, y1 = (v * scale for v in crop["box"])
             axes[row][0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime"))
-        for x0, y0, x1, y1, _ in job.bibs.get(record["photo"], []):
+        rows = job.bibs.get(record["photo"], [])
+        for x0, y0, x1, y1, _ in split_rows(rows, record["width"], record["height"])[0]:
             x0, y0, x1, y1 = (v * scale for v in (x0, y0, x1, y1))
             axes[row][0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="red"))
         axes[row][0].set_title(f"{record['photo']}: {record['outcome']}", fontsize=8)

@@ -20,7 +20,9 @@ from omegaconf import DictConfig
 from bibcrop.data.augment import AugmentSettings, source_window
 from bibcrop.data.lip_dataset import flip_with_swap
 from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
+from bibcrop.imaging import decode_rgb8_tf
 from bibcrop.project import resolve
+
 
 def _scale(aug: AugmentSettings, seed):
     low, high, step = float(aug.min_scale), float(aug.max_scale), float(aug.scale_step)
@@ -49,11 +51,11 @@ def _sample(image, label, start, end, crop_size, aug: AugmentSettings):
     crop_image = tf.image.crop_and_resize(
         tf.cast(image, tf.float32)[None], box, [0], size,
         method="bilinear", extrapolation_value=float(aug.mean_pixel),
-    )[0]  # fmt: skip
+    )[0]
     crop_label = tf.image.crop_and_resize(
         tf.cast(label, tf.float32)[None], box, [0], size,
         method="nearest", extrapolation_value=float(aug.ignore_label),
-    )[0]  # fmt: skip
+    )[0]
     return crop_image, tf.cast(crop_label[..., 0], tf.int32)
 
 
@@ -80,8 +82,22 @@ def augment_encoded(parsed: dict, crop_size, aug: AugmentSettings, seed):
     """:func:`augment` on the encoded record, decoding only the JPEG window the crop reads.
 
     ``decode_and_crop_jpeg`` skips the inverse DCT outside the window, so a zoomed-in crop
-    of a large photo decodes a fraction of it. Same sampling as :func:`augment`.
+    of a large photo decodes a fraction of it. Same sampling as :func:`augment`. A record
+    whose image is not a JPEG (a PNG in shards from another converter) is decoded whole by
+    :func:`bibcrop.imaging.decode_rgb8_tf` and goes through :func:`augment`.
     """
+    encoded = parsed["image/encoded"]
+
+    def whole():
+        label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+        return augment(decode_rgb8_tf(encoded), label, crop_size, aug, seed)
+
+    return tf.cond(
+        tf.io.is_jpeg(encoded), lambda: _augment_jpeg_window(parsed, crop_size, aug, seed), whole
+    )
+
+
+def _augment_jpeg_window(parsed: dict, crop_size, aug: AugmentSettings, seed):
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     encoded = parsed["image/encoded"]
     shape_int = tf.image.extract_jpeg_shape(encoded)[:2]
@@ -111,13 +127,13 @@ def to_canvas(image, label, canvas: int):
     factor = tf.minimum(1.0, canvas / tf.cast(tf.reduce_max(shape), tf.float32))
     size = tf.maximum(1, tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32))
     image = tf.cond(factor < 1.0, lambda: tf.cast(tf.round(tf.image.resize(image, size)),
-                    tf.uint8), lambda: image)  # fmt: skip
+                    tf.uint8), lambda: image)
     label = tf.cond(factor < 1.0, lambda: tf.image.resize(label, size, method="nearest"),
-                    lambda: label)  # fmt: skip
+                    lambda: label)
     image = tf.image.pad_to_bounding_box(image, 0, 0, canvas, canvas)
     label = tf.image.pad_to_bounding_box(label, 0, 0, canvas, canvas)[..., 0]
     return {"image": tf.ensure_shape(image, [canvas, canvas, 3]),
-            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}  # fmt: skip
+            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}
 
 
 def make_dataset(

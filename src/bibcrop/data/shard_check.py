@@ -58,7 +58,7 @@ class CorruptShardError(ValueError):
 def check_checksums(tfrecord_dir: str | Path) -> None:
     """Training start-up's fast check: every shard's sha256 against the manifest.
 
-    Reads each shard once (no decoding: ~1 s per GB), so a flipped byte stops training
+    Reads each shard once, without decoding, so a flipped byte stops training
     before it starts, naming the shard, instead of a ``DataLossError`` mid-epoch.
     """
     for path, entry in manifest_shards(Path(tfrecord_dir)):

@@ -7,6 +7,10 @@ byte-identical) under DeepLab's keys; either side reads the other's files. Shard
 ``{split}-%05d-of-%05d.tfrecord`` with contiguous id ranges as DeepLab assigns them,
 each written by one worker process to a temp name and renamed. ``manifest.json`` lists
 per-shard record counts and sha256; its own hash is the data hash runs are tagged with.
+
+Shards written by DeepLab's own converter (``build_voc2012_data.py``: the same names and
+keys, no manifest) are accepted too: the manifest is written for them on first use, or by
+``bibcrop manifest`` (:func:`write_found_manifest`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import re
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -94,11 +99,17 @@ def parse_record(serialized) -> dict:
 
 
 def decode_record(serialized) -> dict:
-    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename`` (tf.string)."""
+    """``image`` uint8 [H,W,3], ``label`` uint8 [H,W,1], ``filename`` (tf.string).
+
+    The image is decoded by :func:`bibcrop.imaging.decode_rgb8_tf` (JPEG or PNG, sniffed;
+    16-bit scaled, alpha over white), as every other decoder in bibcrop does.
+    """
     import tensorflow as tf
 
+    from bibcrop.imaging import decode_rgb8_tf
+
     parsed = parse_record(serialized)
-    image = tf.io.decode_jpeg(parsed["image/encoded"], channels=3)
+    image = decode_rgb8_tf(parsed["image/encoded"])
     label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
     return {"image": image, "label": label, "filename": parsed["image/filename"]}
 
@@ -192,10 +203,82 @@ def build(extracted: Path, out_dir: Path, shards: dict[str, int], workers: int) 
 
 
 def read_manifest(tfrecord_dir: Path) -> dict:
+    """``manifest.json`` of ``tfrecord_dir``; written on first use for a folder of DeepLab
+    converter shards that has none (:func:`write_found_manifest`)."""
     path = Path(tfrecord_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `bibcrop tfrecords` (or `dvc repro`)")
+        if found_shards(tfrecord_dir):
+            manifest = write_found_manifest(tfrecord_dir)
+            counts = ", ".join(f"{k} {v['records']}" for k, v in manifest["splits"].items())
+            print(f"wrote {path} for the DeepLab shards found there ({counts} records)")
+            return manifest
+        raise FileNotFoundError(
+            f"{path} is missing and there are no {{split}}-NNNNN-of-NNNNN.tfrecord shards: "
+            "run `bibcrop tfrecords` (or `dvc repro`)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# DeepLab's converter (build_voc2012_data.py, build_cityscapes_data.py, ...): no manifest
+SHARD_PATTERN = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.tfrecord$")
+
+
+def found_shards(tfrecord_dir: Path) -> dict[str, list[Path]]:
+    """``{split: [shard, ...]}`` for files named ``{split}-NNNNN-of-NNNNN.tfrecord``, each
+    split checked complete (every index below its total, one total); raises ``ValueError``
+    naming the missing shards otherwise. ``{}`` for a folder without such files."""
+    folder = Path(tfrecord_dir)
+    if not folder.is_dir():
+        return {}
+    splits: dict[str, dict[int, Path]] = {}
+    totals: dict[str, set[int]] = {}
+    for path in sorted(folder.iterdir()):
+        match = SHARD_PATTERN.match(path.name)
+        if match and path.is_file():
+            split = match["split"]
+            splits.setdefault(split, {})[int(match["index"])] = path
+            totals.setdefault(split, set()).add(int(match["total"]))
+    for split, shards in splits.items():
+        if len(totals[split]) != 1:
+            raise ValueError(f"{folder}: {split} shards disagree on their total "
+                             f"({sorted(totals[split])}); remove the stale ones")  # fmt: skip
+        total = totals[split].pop()
+        missing = [shard_name(split, i, total) for i in range(total) if i not in shards]
+        if missing:
+            raise ValueError(f"{folder}: {len(missing)} of {total} {split} shards missing "
+                             f"({', '.join(missing[:4])}); copy them all")  # fmt: skip
+    return {split: [shards[i] for i in sorted(shards)] for split, shards in splits.items()}
+
+
+def count_records(path: Path) -> int:
+    import tensorflow as tf
+
+    return sum(1 for _ in tf.data.TFRecordDataset(str(path)))
+
+
+def write_found_manifest(tfrecord_dir: Path) -> dict:
+    """Write ``manifest.json`` for the shards already in ``tfrecord_dir`` (records counted,
+    sha256 of each), so validation and lineage treat them like the stage's own.
+
+    ``bibcrop manifest`` runs this; every stage reading shards runs it when the manifest is
+    missing. Raises ``FileNotFoundError`` when no shard is there.
+    """
+    from bibcrop.tracking.lineage import file_sha256
+
+    shards = found_shards(tfrecord_dir)
+    if not shards:
+        raise FileNotFoundError(
+            f"no {{split}}-NNNNN-of-NNNNN.tfrecord shards in {tfrecord_dir}: run "
+            "`bibcrop tfrecords`, or copy DeepLab's converter output there"
+        )
+    manifest = {"schema": SCHEMA, "keys": list(KEYS), "source": "found", "splits": {}}
+    for split, paths in shards.items():
+        entries = [{"file": p.name, "records": count_records(p), "bytes": p.stat().st_size,
+                    "sha256": file_sha256(p)} for p in paths]  # fmt: skip
+        records = sum(e["records"] for e in entries)
+        manifest["splits"][split] = {"records": records, "shards": entries}
+    atomic.write_json(Path(tfrecord_dir) / MANIFEST, manifest)
+    return manifest
 
 
 def manifest_digest(tfrecord_dir: Path) -> str:

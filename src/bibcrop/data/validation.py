@@ -9,7 +9,8 @@ Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) stays in force.
 
 Codes: ``empty_file``, ``unreadable_file``, ``not_an_image``, ``truncated_image``,
 ``corrupt_image``, ``decompression_bomb`` (either file), ``label_not_2d``,
-``bad_label_mode``, ``bad_label_values``, ``size_mismatch``. Ingest adds
+``bad_label_mode``, ``bad_label_values``, ``size_mismatch``, ``unsupported_mode`` (an
+image mode with no 8-bit RGB rule, see :mod:`bibcrop.imaging`). Ingest adds
 ``missing_label``, ``missing_image`` and ``missing_pair``.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from bibcrop.imaging import ImageModeError, rgb8_image
 
 MAX_BAD_VALUES_SHOWN = 8
 
@@ -82,18 +85,34 @@ def _is_baseline_rgb_jpeg(img: Image.Image) -> bool:
 
 
 def encode_rgb_jpeg(img: Image.Image, quality: int) -> bytes:
-    """RGB baseline JPEG bytes, with no metadata, so equal pixels give equal bytes."""
+    """RGB baseline JPEG bytes, with no metadata, so equal pixels give equal bytes.
+
+    Any mode becomes 8-bit RGB by :func:`bibcrop.imaging.to_rgb8` (16-bit scaled, alpha
+    composited over white); raises :class:`~bibcrop.imaging.ImageModeError` otherwise.
+    """
     buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=int(quality), optimize=False)
+    rgb8_image(img).save(buf, format="JPEG", quality=int(quality), optimize=False)
     return buf.getvalue()
 
 
 def normalise_image(path: Path, quality: int) -> tuple[bytes, tuple[int, int], str | None]:
-    """(JPEG bytes, (width, height), converted-from or None). Alpha is dropped, not blended."""
+    """(JPEG bytes, (width, height), converted-from or None), by :mod:`bibcrop.imaging`'s rule.
+
+    Raises :class:`PairError` ``unsupported_mode`` for a mode with no 8-bit RGB rule.
+    """
     img, data = _open_fully(path, "image")
     if _is_baseline_rgb_jpeg(img):
         return data, img.size, None
-    return encode_rgb_jpeg(img, quality), img.size, f"{img.format} {img.mode}"
+    try:
+        jpeg = encode_rgb_jpeg(img, quality)
+    except ImageModeError as err:
+        raise PairError(
+            "unsupported_mode",
+            f"image file {path} ({img.format} {img.mode}) cannot be made 8-bit RGB: {err}; "
+            "save it as an RGB or greyscale JPEG/PNG",
+            path,
+        ) from None
+    return jpeg, img.size, f"{img.format} {img.mode}"
 
 
 def _label_array(img: Image.Image, path: Path) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""LiteRT (TFLite flatbuffer, XNNPACK kernels): 3-5x faster than TensorFlow on CPUs.
+"""LiteRT (TFLite flatbuffer, XNNPACK kernels): the fast CPU backend (docs/PERFORMANCE.md).
 
 The model's decoder resizes to run-time sizes, which LiteRT's XNNPACK delegate cannot
-reshape, so each input shape gets its own converted flatbuffer. Conversion takes ~3 s; the
+reshape, so each input shape gets its own converted flatbuffer. Conversion takes seconds; the
 files are cached on disk under ``<cache_dir>/<model sha256[:16]>/<h>x<w>.tflite`` (written
 atomically), so a folder of same-sized photos converts once per model. A flatbuffer holds
 no code: loading it cannot run anything.

@@ -21,6 +21,7 @@ import numpy as np
 import bibcrop.model  # noqa: F401  (registers the custom layers for safe_mode loading)
 from bibcrop.inference.backends import make_forward
 from bibcrop.inference.predict import pad_value, predict_labels, predict_many
+from bibcrop.model.weight_import import CheckpointError, first_line
 from bibcrop.tracking.lineage import file_sha256
 
 
@@ -58,13 +59,30 @@ class Segmenter:
         return pad_value(self.model)
 
 
-def load_keras(path: str | Path, hint: str = "run `bibcrop train` (or `dvc repro train`)"):
+def load_keras(
+    path: str | Path,
+    key: str = "the trained model (rerun `bibcrop train`)",
+    hint: str = "run `bibcrop train` (or `dvc repro train`)",
+) -> keras.Model:
     """A ``keras.Model`` from a ``.keras`` file, uncompiled, with ``safe_mode=True`` (no
-    lambda or pickled code runs). FileNotFoundError names the file and ``hint``."""
+    lambda or pickled code runs).
+
+    FileNotFoundError names the file and ``hint``; a partial or corrupt file raises
+    :class:`~bibcrop.model.weight_import.CheckpointError` naming the file and ``key`` (the
+    setting or stage that produced it): Keras reports a corrupt zip as "File not found".
+    """
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {hint}")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as err:
+        raise CheckpointError(
+            f"{key}: {path} is not a readable .keras model, a partial or corrupt copy or "
+            f"another format ({first_line(err)}); copy or export it again"
+        ) from None
 
 
 def _from_file(path: Path, max_side: int) -> Segmenter:
@@ -76,7 +94,7 @@ def _from_file(path: Path, max_side: int) -> Segmenter:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: check crop.model_path")
     info = {"source": str(path), "sha256": file_sha256(path)}
-    return Segmenter(load_keras(path), max_side, info)
+    return Segmenter(load_keras(path, "crop.model_path"), max_side, info)
 
 
 def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> Path:
@@ -121,7 +139,7 @@ def _from_registry(uri: str, max_side: int) -> Segmenter:
         )
     with tempfile.TemporaryDirectory(prefix="bibcrop-model-") as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(info["uri"], dst_path=tmp))
-        model = load_keras(verified_keras_file(folder, info.get("sha256"), uri))
+        model = load_keras(verified_keras_file(folder, info.get("sha256"), uri), "crop.model_uri")
     return Segmenter(model, max_side, {**info, "requested": uri})
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from bibcrop.imaging import array_to_rgb8
 from bibcrop.model.deeplab import input_mean_pixel
 
 MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
@@ -73,7 +74,7 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
     and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first time it
     meets an input shape and as a graph traced for that shape from the second time on
-    (1.6x faster than eager); shapes stay static in each trace, because the model's
+    (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because the model's
     run-time resizes need known sizes in graph mode.
     """
     if not isinstance(model, keras.Model):
@@ -115,7 +116,7 @@ def predict_logits(
     ``upsample=False`` returns them at the model's (capped) size instead. Padding uses
     :func:`pad_value` (the model's mean pixel, as in training).
     """
-    batch = np.asarray(images)
+    batch = array_to_rgb8(images)  # grey, RGBA, 16-bit, float: bibcrop.imaging's one rule
     single = batch.ndim == 3
     if single:
         batch = batch[None]
@@ -138,8 +139,12 @@ def predict_logits(
 def predict_labels(
     model, images, max_side: int = 513, square: bool = False, mean_pixel: float | None = None
 ) -> np.ndarray:
-    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size."""
-    images = np.asarray(images)
+    """int32 labels ``[H,W]`` (or ``[B,H,W]``) at the input size.
+
+    ``images``: uint8 RGB, or anything :func:`bibcrop.imaging.array_to_rgb8` takes (grey,
+    RGBA, 16-bit, float), made 8-bit RGB by the same rule as every decoder in bibcrop.
+    """
+    images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
     return upsampled_argmax(logits, images.shape[-3:-1])
 
@@ -148,8 +153,8 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Labels of the logits bilinearly upsampled to ``size``.
 
     On TensorFlow, resize and argmax run as one traced graph (multi-threaded, no float
-    copy back to numpy): 18 instead of 28 ms for a 648x432 photo, a sixth of the crop
-    stage's inference time. Any size reuses the one trace.
+    copy back to numpy; timing in docs/PERFORMANCE.md). Any size reuses the one trace.
+    ``logits`` float32 ``[h,w,C]`` or ``[B,h,w,C]``; returns int32 ``[H,W]`` or ``[B,H,W]``.
     """
     size = tuple(int(n) for n in size)
     batch = np.asarray(logits, np.float32)
@@ -170,8 +175,7 @@ def _traced_upsampled_argmax():
         resized = tf.image.resize(batch, target, method="bilinear")
         return tf.argmax(resized, axis=-1, output_type=tf.int32)
 
-    signature = [tf.TensorSpec([None, None, None, None], tf.float32),
-                 tf.TensorSpec([2], tf.int32)]  # fmt: skip
+    signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
     return tf.function(labels, input_signature=signature)
 
 

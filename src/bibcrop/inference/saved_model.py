@@ -52,9 +52,14 @@ def _logits_at_scale(model, image, max_side: int, scale: float):
         return tf.image.resize(x, tf.stack(size), method="bilinear")
 
     logits = window_logits(
-        forward, image[None], (new_h, new_w), (square, square), pad_value(model),
-        out_size=(h, w), resize=resize,
-    )  # fmt: skip
+        forward,
+        image[None],
+        (new_h, new_w),
+        (square, square),
+        pad_value(model),
+        out_size=(h, w),
+        resize=resize,
+    )
     return logits[0]
 
 

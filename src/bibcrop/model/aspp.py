@@ -24,6 +24,16 @@ def aspp(
     image_pooling: bool = True,
     dropout: float = 0.1,
 ):
+    """Atrous spatial pyramid pooling on backbone ``features`` ``[B, h, w, C_in]``.
+
+    Branches: image pooling (global mean, 1x1 conv, broadcast back) when
+    ``image_pooling``, a 1x1 conv, and one 3x3 atrous conv per rate in ``rates`` (depthwise
+    separable when ``separable``; rates are in feature-map pixels, e.g. 6/12/18 at output
+    stride 16), each with batch norm and ReLU; concatenated, projected by a 1x1 conv to
+    ``channels``, then ``dropout`` (training only). Returns ``[B, h, w, channels]`` in
+    the compute dtype. Source: ``deeplab/model.py`` ``extract_features`` (ASPP part),
+    Chen et al. 2017 (DeepLabv3).
+    """
     branches = []
     if image_pooling:
         pooled = layers.GlobalAveragePooling2D(keepdims=True, name="image_pooling__mean")(features)

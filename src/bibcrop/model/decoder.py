@@ -23,6 +23,15 @@ def decoder(
     low_level_channels: int = 48,
     separable: bool = True,
 ):
+    """DeepLabv3+ decoder: ASPP output ``x`` ``[B, h, w, C]`` refined with ``low_level``
+    backbone features ``[B, H4, W4, C_low]`` (stride 4).
+
+    ``low_level`` is projected by a 1x1 conv to ``low_level_channels`` (48 in DeepLab),
+    ``x`` is upsampled bilinearly to its size, both are concatenated and passed through
+    two 3x3 convs of ``channels`` (separable when ``separable``), each with batch norm and
+    ReLU. Returns ``[B, H4, W4, channels]``. Source: ``deeplab/model.py``
+    ``refine_by_decoder``, Chen et al. 2018.
+    """
     projected = conv_bn(low_level, low_level_channels, 1, scope(ROOT, "feature_projection0"), norm)
     x = ResizeLike(name=scope(ROOT, "upsample"))(x, projected)
     x = layers.Concatenate(name=scope(ROOT, "concat"))([x, projected])

@@ -64,6 +64,18 @@ def input_mean_pixel(model: keras.Model) -> float:
 
 
 def build_model(cfg: DictConfig, name: str | None = None) -> keras.Model:
+    """DeepLabv3(+) from ``cfg.model`` (backbone, head), ``cfg.dataset.num_classes`` and
+    ``cfg.augment.mean_pixel``.
+
+    Input ``image`` float32 ``[B, H, W, 3]``, RGB 0..255, any H, W (16k+1 sizes align
+    strided convs, as DeepLab; :mod:`bibcrop.inference.predict` pads to them). Output
+    float32 logits ``[B, H, W, num_classes]`` at the input size (bilinear upsampling of
+    the stride-4 decoder output, or stride-``output_stride`` ASPP output without decoder).
+    Layer names follow DeepLab's TF1 scopes (:mod:`bibcrop.model.names`), so its
+    checkpoints import by name. Raises ValueError for an unknown backbone or an output
+    stride other than 8, 16, 32. Source: ``deeplab/model.py`` (``multi_scale_logits``,
+    ``_get_logits``, ``refine_by_decoder``), Chen et al. 2018 (DeepLabv3+).
+    """
     head = cfg.model.head
     output_stride = int(head.output_stride)
     if output_stride not in OUTPUT_STRIDES:

@@ -35,10 +35,12 @@ def _inverted_residual(x, t, filters, stride, rate, index, norm, features):
     inputs = x
     in_channels = x.shape[-1]
     if t != 1:
-        x = conv_bn(x, make_divisible(in_channels * t), 1, scope(name, "expand"), norm,
-                    activation="relu6")  # fmt: skip
-    x = depthwise_bn(x, 3, scope(name, "depthwise"), norm, stride=stride, rate=rate,
-                     activation="relu6")  # fmt: skip
+        x = conv_bn(
+            x, make_divisible(in_channels * t), 1, scope(name, "expand"), norm, activation="relu6"
+        )
+    x = depthwise_bn(
+        x, 3, scope(name, "depthwise"), norm, stride=stride, rate=rate, activation="relu6"
+    )
     if index == DECODER_BLOCK:
         features["decoder"] = x
     x = conv_bn(x, filters, 1, scope(name, "project"), norm, activation=None)
@@ -53,8 +55,15 @@ def mobilenetv2_features(
     """Named feature maps of MobileNetV2 for inputs already scaled to [-1, 1]."""
     norm = norm or NormSettings()
     features: dict = {}
-    x = conv_bn(x, make_divisible(32 * depth_multiplier), 3, scope(ROOT, "Conv"), norm,
-                stride=2, activation="relu6")  # fmt: skip
+    x = conv_bn(
+        x,
+        make_divisible(32 * depth_multiplier),
+        3,
+        scope(ROOT, "Conv"),
+        norm,
+        stride=2,
+        activation="relu6",
+    )
     current, rate, index = 2, 1, 0
     features["stride2"] = x
     for t, c, n, s in BLOCKS:

@@ -12,7 +12,10 @@ TensorFlow's checkpoint reader: tooling, not model code.
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,14 +52,51 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the model; the message names the
+    file, the likely cause and the config key to change."""
+
+
+UNREADABLE_FIX = (
+    "copy it again (a partial copy lacks its .data-NNNNN-of-NNNNN file or is cut short), "
+    "or set train.init_checkpoint=null to train from scratch"
+)
+
+
+def _unpack(archive_path: Path, target: Path) -> None:
+    """Unpack to a temp folder renamed into place, so a failed unpack leaves nothing that a
+    rerun would take for the finished folder."""
+    partial = target.with_name(f"{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        with tarfile.open(_require(archive_path, "checkpoint archive")) as archive:
+            archive.extractall(partial, filter="data")
+    except tarfile.FilterError:  # a member escaping the folder, a link: refused as such
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise CheckpointError(
+            f"train.init_checkpoint={archive_path}: the archive is unreadable, cut short or "
+            f"corrupt ({first_line(err)}); {UNREADABLE_FIX}"
+        ) from None
+    partial.rename(target)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(getattr(err, "message", "") or err) or type(err).__name__
+    return text.strip().splitlines()[0][:200]
+
+
 def checkpoint_prefix(path: str | Path) -> str:
     """The TF1 checkpoint prefix inside ``path`` (prefix, folder or ``.tar.gz``)."""
     path = Path(path)
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):
         target = path.parent / path.name.split(".tar")[0].removesuffix(".tgz")
         if not target.is_dir():
-            with tarfile.open(_require(path, "checkpoint archive")) as archive:
-                archive.extractall(target, filter="data")
+            _unpack(path, target)
         path = target
     if Path(f"{path}.index").is_file():
         return str(path)
@@ -67,11 +107,23 @@ def checkpoint_prefix(path: str | Path) -> str:
 
 
 def read_tf1_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
+    """``{official name: value}`` of every model tensor in the TF1 checkpoint at ``path``.
+
+    Raises :class:`CheckpointError` naming the file when it is unreadable, partial (a
+    missing or cut-short ``.data`` shard) or corrupt (bad index, checksum mismatch).
+    """
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(checkpoint_prefix(path))
-    names = reader.get_variable_to_shape_map()
-    return {n: reader.get_tensor(n) for n in names if not _is_bookkeeping(n)}
+    prefix = checkpoint_prefix(path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        names = reader.get_variable_to_shape_map()
+        return {n: reader.get_tensor(n) for n in names if not _is_bookkeeping(n)}
+    except (tf.errors.OpError, IndexError, ValueError, OSError) as err:
+        raise CheckpointError(
+            f"train.init_checkpoint={path}: checkpoint {prefix} is unreadable, partial or "
+            f"corrupt ({first_line(err)}); {UNREADABLE_FIX}"
+        ) from None
 
 
 def _is_bookkeeping(name: str) -> bool:
@@ -104,16 +156,83 @@ def import_deeplab_checkpoint(
             continue
         value = tensors[name]
         if tuple(value.shape) != tuple(row["shape"]):
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint tensor {name} has shape {list(value.shape)} but the model needs "
-                f"{row['shape']}: check dataset.num_classes and the head config, or set "
-                "train.initialize_last_layer=false"
+                f"{row['shape']}: {_shape_cause(name)}"
             )
         row["variable"].assign(value.astype(row["variable"].dtype))
         report.matched.append(name)
         used.add(name)
     report.unused = sorted(set(tensors) - used)
     return report
+
+
+def _shape_cause(name: str) -> str:
+    scope = name.split("/")[0]
+    if scope == "logits":
+        return (
+            "a different number of classes; check dataset.num_classes, or set "
+            "train.initialize_last_layer=false to skip the logits"
+        )
+    if scope.startswith(HEAD_SCOPES):
+        return (
+            "a different head; check model/head (aspp_channels, aspp_separable, "
+            "decoder_channels) and dataset.num_classes, or set "
+            "train.initialize_last_layer=false to import the backbone only"
+        )
+    return (
+        "a different backbone width; check model.backbone.depth_multiplier (and "
+        "model/backbone) against the checkpoint"
+    )
+
+
+# the network scope a checkpoint's backbone tensors live under -> the conf/ option
+BACKBONE_SCOPES = {"MobilenetV2": "mobilenetv2", "xception_65": "xception65"}
+
+
+def is_backbone(name: str) -> bool:
+    return not name.split("/")[0].startswith(HEAD_SCOPES)
+
+
+def check_backbone_match(
+    model: keras.Model, tensors: dict, report: ImportReport, min_share: float, key: str
+) -> float:
+    """The share of the model's backbone tensors the import matched; below ``min_share``
+    (``train.min_backbone_match``) a :class:`CheckpointError` naming the likely cause.
+
+    ``key`` names the setting the weights came from (``train.init_checkpoint=...``). The
+    cause is read from the checkpoint: another network scope (``xception_65`` for a
+    MobileNetV2 model) means another backbone; the same scope means another depth
+    multiplier or network version; DeepLab's output stride and class count change no
+    backbone tensor names, so they are named as the remaining suspects.
+    """
+    backbone = [r["official_name"] for r in weight_table(model) if is_backbone(r["official_name"])]
+    matched = len(set(report.matched) & set(backbone))
+    share = matched / len(backbone) if backbone else 1.0
+    if share >= min_share:
+        return share
+    model_scope = Counter(n.split("/")[0] for n in backbone).most_common(1)[0][0]
+    scopes = Counter(n.split("/")[0] for n in tensors if is_backbone(n))
+    found = ", ".join(f"{s} ({c})" for s, c in scopes.most_common(3)) or "no backbone tensors"
+    if model_scope not in scopes:
+        other = next((BACKBONE_SCOPES[s] for s in scopes if s in BACKBONE_SCOPES), None)
+        cause = (
+            f"the checkpoint holds another backbone ({found}), the model is {model_scope}: "
+            + (f"set model/backbone={other}" if other else "set model/backbone to its network")
+            + " or use a checkpoint of this backbone"
+        )
+    else:
+        cause = (
+            f"the checkpoint has the {model_scope} scope but not these tensors: another "
+            "depth multiplier (model.backbone.depth_multiplier) or network version; output "
+            "stride (model.head.output_stride) and classes (dataset.num_classes) do not "
+            "rename backbone tensors"
+        )
+    raise CheckpointError(
+        f"{key}: matched {matched} of the model's {len(backbone)} backbone tensors "
+        f"({share:.0%} < train.min_backbone_match={min_share}); {cause}. Nothing was "
+        "trained; fix the config, or set the key to null to train from scratch"
+    )
 
 
 def keras_imagenet_name(official: str) -> tuple[str, str] | None:
@@ -139,9 +258,17 @@ def import_keras_imagenet(model: keras.Model, weights_file: str | Path) -> Impor
     Keras names it ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``.
     """
     path = _require(Path(weights_file), "Keras ImageNet MobileNetV2 weights")
-    reference = keras.applications.MobileNetV2(
-        input_shape=(224, 224, 3), include_top=False, weights=str(path)
-    )
+    try:
+        reference = keras.applications.MobileNetV2(
+            input_shape=(224, 224, 3), include_top=False, weights=str(path)
+        )
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"train.imagenet_weights={weights_file}: not Keras' MobileNetV2 (alpha 1.0, no "
+            f"top) weights, or a partial or corrupt copy ({first_line(err)}); copy "
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5 again, or set "
+            "train.imagenet_weights=null"
+        ) from None
     values = {}
     for layer in reference.layers:
         for variable in layer.weights:

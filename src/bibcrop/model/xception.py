@@ -37,14 +37,23 @@ def _module(x, name, depths, skip, stride, rates, inner_activation, norm, featur
             x = layers.ReLU(name=scope(unit, "pre_relu"))(x)
         act = "relu" if inner_activation else None
         conv_stride = stride if i == 2 else 1
-        x = depthwise_bn(x, 3, f"{unit}_depthwise", norm, stride=conv_stride, rate=rate,
-                         activation=act, fixed_padding=True)  # fmt: skip
+        x = depthwise_bn(
+            x,
+            3,
+            f"{unit}_depthwise",
+            norm,
+            stride=conv_stride,
+            rate=rate,
+            activation=act,
+            fixed_padding=True,
+        )
         x = conv_bn(x, depth, 1, f"{unit}_pointwise", norm, activation=act)
         if i == 1 and name.startswith(scope(ROOT, *DECODER_BLOCK.split("/"))):
             features["decoder"] = x
     if skip == "conv":
-        shortcut = conv_bn(residual, depths[-1], 1, scope(name, "shortcut"), norm,
-                           stride=stride, activation=None)  # fmt: skip
+        shortcut = conv_bn(
+            residual, depths[-1], 1, scope(name, "shortcut"), norm, stride=stride, activation=None
+        )
         x = x + shortcut
     elif skip == "sum":
         x = x + residual

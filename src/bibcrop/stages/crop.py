@@ -12,23 +12,43 @@ import time
 from omegaconf import DictConfig
 
 from bibcrop import atomic, layout
-from bibcrop.crop.annotations import read_boxes
+from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
-from bibcrop.crop.photos import not_photos
-from bibcrop.crop.report import summarize, summary_line, write_annotations
+from bibcrop.crop.photos import find_photos, not_photos
+from bibcrop.crop.report import (
+    bib_rows_lines,
+    bib_rows_report,
+    summarize,
+    summary_line,
+    write_annotations,
+)
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.crop.sheet import write_contact_sheet
 from bibcrop.inference.loading import ModelSource, load_segmenter
 from bibcrop.project import resolve
 
 
-def make_job(cfg: DictConfig) -> CropJob:
+def read_bibs(cfg: DictConfig, input_dir) -> tuple[dict, list, Matched | None]:
+    """(rows by photo, rows refused while reading, the match) for ``crop.annotations``.
+
+    Rows are matched to the photos under ``input_dir`` by the rules in
+    :mod:`bibcrop.crop.annotations` (relative path; a bare name only when unique).
+    """
+    if not cfg.crop.annotations:
+        return {}, [], None
+    table = read_table(resolve(cfg.crop.annotations))
+    names = [p.relative_to(input_dir).as_posix() for p in find_photos(input_dir)]
+    matched = match_rows(table.rows, names)
+    return matched.by_photo, table.problems, matched
+
+
+def make_job(cfg: DictConfig, bibs: dict | None = None) -> CropJob:
     c = cfg.crop
     return CropJob(
         input_dir=resolve(c.input_dir),
         output_dir=resolve(c.output_dir),
         roi=RoiSettings.from_cfg(c),
-        bibs=read_boxes(resolve(c.annotations)) if c.annotations else {},
+        bibs=bibs if bibs is not None else read_bibs(cfg, resolve(c.input_dir))[0],
         cut_policy=str(c.cut_boxes),
         filter_cut=bool(c.filter),
         jpeg_quality=int(c.jpeg_quality),
@@ -49,7 +69,8 @@ def model_source(cfg: DictConfig) -> ModelSource:
 
 
 def run(cfg: DictConfig) -> dict:
-    job = make_job(cfg)
+    bibs, read_problems, matched = read_bibs(cfg, resolve(cfg.crop.input_dir))
+    job = make_job(cfg, bibs)
     source = model_source(cfg)
     if not source.model_path:
         from bibcrop.tracking import configure, settings_from
@@ -61,6 +82,7 @@ def run(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - started
     report = summarize(records)
     report["annotations"] = write_annotations(records, job.output_dir / layout.ANNOTATIONS_CSV)
+    report["bib_rows"] = bib_rows_report(records, read_problems, matched)
     report["skipped_not_photos"] = len(not_photos(job.input_dir))
     report["mode"] = cfg.crop.mode
     report["model"] = {
@@ -72,5 +94,7 @@ def run(cfg: DictConfig) -> dict:
         sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
     atomic.write_json(resolve(cfg.paths.reports) / layout.CROP_REPORT, report)
+    for line in bib_rows_lines(report["bib_rows"]):
+        print(line)
     print(summary_line(report))
     return report

@@ -47,7 +47,18 @@ def log_to_training_run(cfg: DictConfig, scores: dict) -> str:
     return run["run_id"]
 
 
+def check_training_run(cfg: DictConfig) -> None:
+    """The training run named in ``run.json`` is in the store (checked before evaluating)."""
+    from bibcrop.tracking import configure, require_run, settings_from
+
+    trained = resolve(cfg.train.output_dir)
+    run = layout.read_run_file(trained)
+    target = configure(settings_from(cfg))
+    require_run(target.uri, run["run_id"], trained / layout.RUN_FILE)
+
+
 def run(cfg: DictConfig) -> dict:
+    check_training_run(cfg)
     model = load_keras(resolve(cfg.train.output_dir) / layout.MODEL_FILE)
     scores = evaluate(
         model, resolve(cfg.paths.tfrecords), resolve(cfg.evaluate.output_dir), eval_settings(cfg)

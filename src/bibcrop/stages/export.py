@@ -49,13 +49,14 @@ def cropper_settings(cfg: DictConfig) -> dict:
 
 
 def run(cfg: DictConfig) -> dict:
-    from bibcrop.tracking import configure
+    from bibcrop.tracking import configure, require_run
 
     settings = export_settings(cfg)
     trained = resolve(cfg.train.output_dir)
-    metric = layout.read_metric(resolve(cfg.evaluate.output_dir), settings.key_metric)
     run_id = layout.read_run_file(trained)["run_id"]
-    configure(settings_from(cfg))
+    target = configure(settings_from(cfg))  # before the slow export: the run must be here
+    require_run(target.uri, run_id, trained / layout.RUN_FILE)
+    metric = layout.read_metric(resolve(cfg.evaluate.output_dir), settings.key_metric)
     summary = publish(
         trained / layout.MODEL_FILE, resolve(cfg.export.output_dir), run_id, metric, settings
     )

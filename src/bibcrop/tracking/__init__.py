@@ -20,6 +20,8 @@ _EXPORTS = {
     "TrackingUnavailableError": "store",
     "TrackingStoreLockedError": "store",
     "configure": "store",
+    "require_run": "store",
+    "RunNotInStoreError": "store",
     "tracking_uri": "store",
     "check_reachable": "store",
     "store_errors": "store",

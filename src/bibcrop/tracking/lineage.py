@@ -4,12 +4,18 @@ Tags are prefixed ``lineage.`` so they group in the MLflow UI and can be searche
 (``tags."lineage.backbone" = 'xception65'``). The data hash is the sha256 of the TFRecord
 manifest (``<paths.tfrecords>/manifest.json``), which lists every shard with its digest,
 so it changes exactly when the training data changes.
+
+Inside a DVC experiment (``dvc exp run``, ``--temp``, ``--queue``) DVC names the experiment
+and its baseline commit in ``DVC_EXP_NAME`` / ``DVC_EXP_BASELINE_REV``; they become the tags
+``lineage.dvc_exp_name`` / ``lineage.dvc_baseline_rev``, so a ``dvc exp show`` row and its
+MLflow runs and model versions find each other (``tags."lineage.dvc_exp_name" = 'exp-1a2b3'``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,6 +29,7 @@ PREFIX = "lineage."
 MISSING = "missing"  # the manifest is not there (data not built yet)
 UNKNOWN = "unknown"  # not a git checkout, or git is not installed
 UNSET = "unset"  # the config has no value at the mapped key
+DVC_EXPERIMENT_ENV = {"dvc_exp_name": "DVC_EXP_NAME", "dvc_baseline_rev": "DVC_EXP_BASELINE_REV"}
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -71,10 +78,20 @@ def _tag_value(value) -> str:
     return redact_text(text)
 
 
+def dvc_experiment_tags() -> dict[str, str]:
+    """``lineage.dvc_exp_name`` / ``lineage.dvc_baseline_rev`` from DVC's environment, if set."""
+    return {
+        f"{PREFIX}{name}": os.environ[var].strip()
+        for name, var in DVC_EXPERIMENT_ENV.items()
+        if os.environ.get(var, "").strip()
+    }
+
+
 def lineage_tags(
     cfg: DictConfig, root: Path | None = None, settings: TrackingSettings | None = None
 ) -> dict[str, str]:
-    """Tags for a run or model version: git commit/dirty, data hash, and the mapped config keys.
+    """Tags for a run or model version: git commit/dirty, data hash, the DVC experiment (when
+    run by ``dvc exp run``) and the mapped config keys.
 
     ``mlflow.lineage`` maps a tag name to a dotted config key (``backbone: model.backbone.name``).
     """
@@ -85,6 +102,7 @@ def lineage_tags(
         f"{PREFIX}git_commit": commit,
         f"{PREFIX}git_dirty": dirty,
         f"{PREFIX}data_hash": data_hash(cfg, root),
+        **dvc_experiment_tags(),
     }
     for name, key in settings.lineage.items():
         tags[f"{PREFIX}{name}"] = _tag_value(OmegaConf.select(cfg, key, default=None))

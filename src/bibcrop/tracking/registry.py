@@ -64,8 +64,11 @@ def register_model(
     another (the crop service beside its segmenter) takes the alias the other got.
 
     The version gets tags ``<metric_name>``, the source run's ``lineage.*`` tags, ``tags``,
-    and ``model_sha256`` of ``model_file`` (the ``.keras`` file) when given.
+    and ``model_sha256`` of ``model_file`` (the ``.keras`` file) when given. The version
+    becomes ``champion`` when ``metric_value`` >= the current champion's (higher is
+    better, e.g. mIoU in 0..1), else ``challenger``.
     Returns ``{"name", "version", "alias", "run_id", "previous_champion", "sha256"}``.
+    Raises the tracking store's errors (unreachable, locked) with the store named.
     """
     import mlflow
 
@@ -138,8 +141,10 @@ def resolve_model_uri(uri: str) -> dict:
             version = client.get_model_version(name, number)
     except MlflowException:
         raise ModelNotFoundError(
-            f"{uri} not found ({_inventory(client)}). Run the export stage to register a "
-            f"model, or pick one of the aliases listed."
+            f"{uri} not found in the MLflow store {redact_text(client.tracking_uri)} "
+            f"({_inventory(client)}). Run the export stage to register a model, pick one of "
+            f"the aliases listed, or point MLFLOW_TRACKING_URI / mlflow.tracking_uri at the "
+            f"store that holds it."
         ) from None
     aliases = sorted(version.aliases or [])
     return {

@@ -66,16 +66,32 @@ def write_auth_config(folder: Path, admin_username: str) -> Path:
 
 def server_command(root: Path, host: str, port: int, auth: bool) -> list[str]:
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "mlartifacts"),
-        "--host", host, "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "mlartifacts"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     return [*command, "--app-name", "basic-auth"] if auth else command
 
 
-def start(root: Path, host: str = "127.0.0.1", port: int = 5000, auth: bool = False,
-          wait_s: float = 90.0, log: Path | None = None) -> subprocess.Popen:  # fmt: skip
+def start(
+    root: Path,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    auth: bool = False,
+    wait_s: float = 90.0,
+    log: Path | None = None,
+) -> subprocess.Popen:
     """Start the server in the background; returns once ``/health`` answers."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -87,8 +103,9 @@ def start(root: Path, host: str = "127.0.0.1", port: int = 5000, auth: bool = Fa
         # CSRF key: one per server unless given (servers behind one name must share it)
         env.setdefault(SECRET_KEY_ENV, secrets.token_hex(32))
     out = open(log or root / "server.log", "ab")  # noqa: SIM115  (owned by the process)
-    proc = subprocess.Popen(server_command(root, host, port, auth), env=env, stdout=out,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        server_command(root, host, port, auth), env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -114,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except InsecureServerError as err:
         sys.stderr.write(f"bibcrop server: {err}\n")
         return 2
-    print(f"MLflow server on http://{args.host}:{args.port} (store under {args.root}); "
-          f"export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}")  # fmt: skip
+    print(
+        f"MLflow server on http://{args.host}:{args.port} (store under {args.root}); "
+        f"export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}"
+    )
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -24,9 +24,19 @@ class DeviceAugment(keras.layers.Layer):
     """``(canvas images uint8 [B,C,C,3], labels [B,C,C], sizes int [B,2])`` ->
     ``(images float32 [B,h,w,3], labels int32 [B,h,w])`` at the crop size."""
 
-    def __init__(self, crop_size, min_scale=0.5, max_scale=2.0, scale_step=0.25, flip=True,
-                 mean_pixel=127.5, num_classes=20, seed=None, ignore_label=IGNORE_LABEL,
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        crop_size,
+        min_scale=0.5,
+        max_scale=2.0,
+        scale_step=0.25,
+        flip=True,
+        mean_pixel=127.5,
+        num_classes=20,
+        seed=None,
+        ignore_label=IGNORE_LABEL,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.crop_size = tuple(int(v) for v in crop_size)
         self.min_scale, self.max_scale = float(min_scale), float(max_scale)
@@ -84,11 +94,18 @@ class DeviceAugment(keras.layers.Layer):
         return out_images, out_labels
 
     def get_config(self):
-        return {**super().get_config(), "crop_size": self.crop_size,
-                "min_scale": self.min_scale, "max_scale": self.max_scale,
-                "scale_step": self.scale_step, "flip": self.flip,
-                "mean_pixel": self.mean_pixel, "num_classes": self.num_classes,
-                "seed": self._seed, "ignore_label": self.ignore_label}  # fmt: skip
+        return {
+            **super().get_config(),
+            "crop_size": self.crop_size,
+            "min_scale": self.min_scale,
+            "max_scale": self.max_scale,
+            "scale_step": self.scale_step,
+            "flip": self.flip,
+            "mean_pixel": self.mean_pixel,
+            "num_classes": self.num_classes,
+            "seed": self._seed,
+            "ignore_label": self.ignore_label,
+        }
 
 
 class AugmentingModel(keras.Model):

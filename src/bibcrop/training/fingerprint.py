@@ -27,8 +27,11 @@ CODE_ROOTS = ("bibcrop.stages.train",)
 
 
 def fingerprint(cfg: DictConfig, data_hash: str) -> dict:
-    config = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-              else cfg[k] for k in CONFIG_KEYS if k in cfg}  # fmt: skip
+    config = {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in CONFIG_KEYS
+        if k in cfg
+    }
     for volatile in ("output_dir", "backup_dir"):
         config.get("train", {}).pop(volatile, None)
     code = hashlib.sha256()
@@ -51,8 +54,11 @@ def prepare_backup(backup: Path, current: dict) -> bool:
         previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         if previous != current:
             changed = sorted(k for k in current if previous.get(k) != current[k])  # all: unknown
-            log.warning("%s holds a run of other inputs (%s changed): starting fresh",
-                        backup, ", ".join(changed))  # fmt: skip
+            log.warning(
+                "%s holds a run of other inputs (%s changed): starting fresh",
+                backup,
+                ", ".join(changed),
+            )
             for stale in backup.iterdir():
                 if stale.is_file():
                     stale.unlink()

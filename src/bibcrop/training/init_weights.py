@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def load_initial_weights(model: keras.Model, cfg: DictConfig):
-    """Import the configured weights and print the report; ``None`` when training from scratch."""
+    """Import the configured weights and print the report; ``None`` when training from scratch.
+
+    An import matching less than ``train.min_backbone_match`` of the backbone's tensors
+    raises :class:`~bibcrop.model.weight_import.CheckpointError` before any training.
+    """
     from bibcrop.model import weight_import
 
     train = cfg.train
@@ -28,11 +32,15 @@ def load_initial_weights(model: keras.Model, cfg: DictConfig):
         source = train.init_checkpoint
     elif train.get("imagenet_weights"):
         report = weight_import.import_keras_imagenet(model, resolve(train.imagenet_weights))
-        source = train.imagenet_weights
+        source, tensors = train.imagenet_weights, {}
     else:
         log.info("training from scratch (train.init_checkpoint and imagenet_weights are null)")
         return None
     print(f"imported {source}: {report.summary()}")
+    key = "train.init_checkpoint" if train.get("init_checkpoint") else "train.imagenet_weights"
+    weight_import.check_backbone_match(
+        model, tensors, report, float(train.min_backbone_match), f"{key}={source}"
+    )
     if report.missing:
         log.warning("not in the checkpoint (left initialised): %s", ", ".join(report.missing[:20]))
     return report

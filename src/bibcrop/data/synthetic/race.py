@@ -10,6 +10,7 @@ visible (with its full box); the rest are left out, as an annotator would skip t
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def write_race_photos(out_dir: str | Path, race_cfg, seed: int) -> dict:
         buffer = io.BytesIO()
         Image.fromarray(labels).save(buffer, format="PNG")
         atomic.write_bytes(out_dir / "labels" / f"{name}.png", buffer.getvalue())
-        rows += [f"{name}.jpg,{x0},{y0},{x1},{y1},{BIB_CLASS}" for x0, y0, x1, y1 in bibs]
+        rows += [[f"{name}.jpg", x0, y0, x1, y1, BIB_CLASS] for x0, y0, x1, y1 in bibs]
         total_bibs += len(bibs)
-    atomic.write_text(out_dir / "bibs.csv", "\n".join(rows) + "\n")
+    text = io.StringIO()  # the csv module, as the crop stage reads it (same bytes here)
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    atomic.write_text(out_dir / "bibs.csv", text.getvalue())
     return {"photos": int(race_cfg.num_photos), "bibs": total_bibs}

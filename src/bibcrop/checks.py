@@ -1,0 +1,187 @@
+"""Config values and input paths checked before a stage imports TensorFlow.
+
+``bibcrop <stage>`` composes the config, then runs :func:`precheck` for that stage and
+only then imports the stage (TensorFlow takes 5-10 s to import). A wrong choice, a
+missing folder or file is a :class:`ConfigError`: one line naming the key, the value as
+written (and where it resolves), what is wrong and the fix. The CLI prints it without a
+traceback and exits 2. Nothing here imports TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bibcrop.project import resolve
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work: ``key``, ``value``, the problem and the fix."""
+
+    def __init__(self, key: str, value, problem: str, fix: str):
+        self.key, self.value = key, value
+        super().__init__(f"{key}={value}: {problem}; {fix}")
+
+
+def _value(cfg: DictConfig, key: str):
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _shown(cfg: DictConfig, key: str) -> str:
+    value = _value(cfg, key)
+    path = resolve(value)
+    return str(value) if str(path) == str(value) else f"{value} ({path})"
+
+
+def choice(cfg: DictConfig, key: str, choices) -> None:
+    value = _value(cfg, key)
+    if value not in choices:
+        raise ConfigError(key, value, "not a known choice", f"choose one of {', '.join(choices)}")
+
+
+def folder(cfg: DictConfig, key: str, fix: str) -> Path:
+    path = resolve(_value(cfg, key))
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "no such folder"
+        raise ConfigError(key, _shown(cfg, key), problem, fix)
+    return path
+
+
+def optional_file(cfg: DictConfig, key: str, fix: str, folder_ok: bool = False) -> None:
+    """A path that may be null; when set, it must exist (a file, or a folder if allowed)."""
+    value = _value(cfg, key)
+    if not value:
+        return
+    path = resolve(value)
+    if path.is_file() or (folder_ok and path.is_dir()):
+        return
+    if folder_ok and Path(f"{path}.index").is_file():  # a TF1 checkpoint prefix
+        return
+    problem = "is a folder, not a file" if path.is_dir() else "no such file"
+    raise ConfigError(key, _shown(cfg, key), problem, fix)
+
+
+def tfrecord_folder(cfg: DictConfig) -> None:
+    """``paths.tfrecords`` holds ``manifest.json`` or DeepLab-converter shards."""
+    from bibcrop.data.tfrecords import SHARD_PATTERN
+
+    path = folder(cfg, "paths.tfrecords", "run `bibcrop tfrecords` (or `dvc repro tfrecords`)")
+    if (path / "manifest.json").is_file():
+        return
+    if any(SHARD_PATTERN.match(p.name) for p in path.iterdir()):
+        return
+    raise ConfigError(
+        "paths.tfrecords",
+        _shown(cfg, "paths.tfrecords"),
+        "no manifest.json and no {split}-NNNNN-of-NNNNN.tfrecord shards",
+        "run `bibcrop tfrecords` (or `dvc repro tfrecords`), or point it at DeepLab shards",
+    )
+
+
+def _crop(cfg: DictConfig) -> None:
+    from bibcrop.crop.annotations import POLICIES
+    from bibcrop.crop.roi import MODES
+    from bibcrop.inference.backends import BACKENDS
+
+    choice(cfg, "crop.mode", MODES)
+    choice(cfg, "crop.cut_boxes", POLICIES)
+    choice(cfg, "crop.backend", BACKENDS)
+    inputs = folder(cfg, "crop.input_dir", "point it at the folder of race photos")
+    optional_file(cfg, "crop.annotations", "point it at the bib CSV, or set it to null")
+    optional_file(cfg, "crop.model_path", "point it at a .keras file, or set it to null")
+    output = resolve(_value(cfg, "crop.output_dir"))
+    if output.resolve().is_relative_to(inputs.resolve()):
+        raise ConfigError(
+            "crop.output_dir",
+            _shown(cfg, "crop.output_dir"),
+            f"inside crop.input_dir={_value(cfg, 'crop.input_dir')}",
+            "choose an output folder outside the input (crops would be read back as photos)",
+        )
+
+
+def _extract(cfg: DictConfig) -> None:
+    folder(
+        cfg,
+        "dataset.source_dir",
+        "run `bibcrop synthesize`, or put the dataset's zips or extracted folders there",
+    )
+
+
+def _tfrecords(cfg: DictConfig) -> None:
+    extracted = folder(cfg, "paths.extracted", "run `bibcrop extract` first")
+    for split in _value(cfg, "dataset.splits") or []:
+        if not (extracted / f"{split}_id.txt").is_file():
+            raise ConfigError(
+                "paths.extracted",
+                _shown(cfg, "paths.extracted"),
+                f"has no {split}_id.txt (split {split!r} of dataset.splits)",
+                "run `bibcrop extract` first, or check dataset.splits",
+            )
+
+
+def _train(cfg: DictConfig) -> None:
+    tfrecord_folder(cfg)
+    fix = "put the file there (nothing is downloaded), or set it to null to train from scratch"
+    optional_file(cfg, "train.init_checkpoint", fix, folder_ok=True)
+    optional_file(cfg, "train.imagenet_weights", fix)
+
+
+CHECKS = {
+    "extract": _extract,
+    "tfrecords": _tfrecords,
+    "validate": tfrecord_folder,
+    "train": _train,
+    "evaluate": tfrecord_folder,
+    "manifest": tfrecord_folder,
+    "crop": _crop,
+}
+
+
+def _leaves(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+def _parses_as(value: str, kind: type) -> bool:
+    if kind is bool:
+        return value.lower() in ("true", "false")
+    try:
+        kind(value)
+    except ValueError:
+        return False
+    return True
+
+
+def value_types(cfg: DictConfig, defaults: DictConfig) -> None:
+    """A number or a boolean in ``conf/`` given as words (``train.steps=ten``) is refused.
+
+    ``defaults`` is the composition of ``conf/`` without overrides; only keys present in
+    both are compared, and only a string where the default is a number or a boolean (null
+    <-> value and int <-> float changes are legitimate).
+    """
+    given = dict(_leaves(OmegaConf.to_container(cfg, resolve=False)))
+    for key, default in _leaves(OmegaConf.to_container(defaults, resolve=False)):
+        value = given.get(key)
+        kind = type(default)
+        typed = kind in (int, float, bool) and isinstance(value, str) and "${" not in value
+        if typed and not _parses_as(value, kind):
+            words = {int: "an integer", float: "a number", bool: "true or false"}[kind]
+            raise ConfigError(key, value, f"expected {words} (conf/ has {default})",
+                              f"give {key} {words}")  # fmt: skip
+
+
+def precheck(stage: str, cfg: DictConfig, defaults: DictConfig | None = None) -> None:
+    """Raise :class:`ConfigError` for the first config value ``stage`` cannot run with.
+
+    ``defaults``: the composition of ``conf/`` with no overrides, for :func:`value_types`
+    (composed before Hydra's app starts: Hydra composes once per process at a time).
+    """
+    if defaults is not None:
+        value_types(cfg, defaults)
+    check = CHECKS.get(stage)
+    if check is not None:
+        check(cfg)
