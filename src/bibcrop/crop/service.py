@@ -14,9 +14,10 @@ Output: a DataFrame, one row per photo, in input order: ``photo``, ``outcome``
 (``cropped`` | ``intact`` | ``error``), ``reasons`` (list of codes), ``width``, ``height``,
 ``boxes`` (list of ``[x0, y0, x1, y1]``, max exclusive), ``bibs`` (JSON: per box its bibs
 remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``,
-``intact_bibs`` (JSON: an intact photo's bibs, in its own frame), ``invalid_bibs`` (JSON: rows refused against the photo's size, with the
-problem), ``error`` (the message; "" unless ``error``; an unreadable photo has width and
-height 0).
+``intact_bibs`` (JSON: an intact photo's bibs, in its own frame), ``invalid_bibs`` (JSON:
+boxes refused against the photo's size, with the problem; ``file`` is ``bibs`` and ``line``
+the box's 1-based position in the row's list), ``error`` (the message; "" unless
+``error``; an unreadable photo has width and height 0).
 These are the crop stage's records for the same photo and settings (the per-photo code is
 :func:`bibcrop.crop.batch.plan_photo`; no crops are written).
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bibcrop.crop.annotations import BibRow
 from bibcrop.crop.batch import CropJob, plan_photo
 from bibcrop.crop.photos import PhotoError, load_full, load_reduced
 from bibcrop.crop.roi import RoiSettings
@@ -113,12 +115,15 @@ def save(path: str | Path, keras_file: str | Path, settings: dict, example_image
     )  # fmt: skip
 
 
-def _bibs(raw, row: int) -> list[tuple]:
+def _bibs(raw, row: int, name: str) -> list[BibRow]:
     if raw is None or (isinstance(raw, float) and np.isnan(raw)) or raw == "":
         return []
     try:
         boxes = json.loads(raw) if isinstance(raw, str) else raw
-        return [(int(b[0]), int(b[1]), int(b[2]), int(b[3]), str(b[4])) for b in boxes]
+        return [
+            BibRow(name, (int(b[0]), int(b[1]), int(b[2]), int(b[3])), str(b[4]), "bibs", k)
+            for k, b in enumerate(boxes, start=1)
+        ]
     except (ValueError, TypeError, IndexError) as err:
         raise ValueError(
             f"row {row}: bibs={raw!r} is not JSON [[x0, y0, x1, y1, class], ...] ({err}): "
@@ -142,7 +147,7 @@ class CropService:
             return {"photo": name, "outcome": "error", "reasons": [err.reason],
                     "error": message, "crops": []}  # fmt: skip
 
-    def crop(self, images: list[bytes], bibs: list[list[tuple]], names: list[str]) -> list:
+    def crop(self, images: list[bytes], bibs: list[list[BibRow]], names: list[str]) -> list:
         """The crop stage's records (minus file names) for encoded photos, in order; the
         readable ones are inferred together, batched where sizes agree, as the stage does."""
         decoded = [self.decode(image, name) for image, name in zip(images, names, strict=True)]
@@ -175,7 +180,7 @@ class CropService:
             str(row["name"]) if isinstance(row.get("name"), str) and row["name"] else f"image_{i}"
             for i, row in enumerate(rows)
         ]
-        bibs = [_bibs(row.get("bibs"), i) for i, row in enumerate(rows)]
+        bibs = [_bibs(row.get("bibs"), i, names[i]) for i, row in enumerate(rows)]
         records = self.crop(images, bibs, names)
         return pd.DataFrame([_row(r) for r in records], columns=list(COLUMNS))
 
