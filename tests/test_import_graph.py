@@ -88,6 +88,7 @@ ALLOWED = {
     },
     "bibcrop.export": {
         "bibcrop.atomic",
+        "bibcrop.crop",  # the crop service, registered beside the segmenter
         "bibcrop.inference",
         "bibcrop.layout",
         "bibcrop.tracking",
@@ -96,6 +97,7 @@ ALLOWED = {
         "bibcrop.atomic",
         "bibcrop.data",
         "bibcrop.imaging",
+        "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
         "bibcrop.config",
     },

@@ -223,7 +223,9 @@ def _load_pyfunc(data_path: str) -> CropService:
 
 
 def _sha256(folder: Path) -> str:
-    from bibcrop.inference.pyfunc import MODEL_FILE
-    from bibcrop.tracking.lineage import file_sha256
+    """The LiteRT cache key of the model file (the cache is private to this load)."""
+    import hashlib
 
-    return file_sha256(folder / MODEL_FILE)
+    from bibcrop.inference.pyfunc import MODEL_FILE
+
+    return hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()

@@ -50,9 +50,7 @@ def requirements() -> list[str]:
 
 def package_dir() -> Path:
     """The ``bibcrop`` package folder, copied into the model as ``code/bibcrop``."""
-    import bibcrop
-
-    return Path(bibcrop.__file__).parent
+    return Path(__file__).resolve().parents[1]
 
 
 def _keras_flavour(mlflow_model, data: str) -> None:
