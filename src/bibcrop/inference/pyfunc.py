@@ -89,13 +89,15 @@ def save(
         data.mkdir()
         shutil.copyfile(keras_file, data / MODEL_FILE)
         (data / SETTINGS_FILE).write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        code = Path(tmp) / "code" / "bibcrop"
+        shutil.copytree(package_dir(), code, ignore=shutil.ignore_patterns("__pycache__"))
         model = Model()
         _keras_flavour(model, f"data/{DATA_DIR}")
         mlflow.pyfunc.save_model(
             str(path),
             loader_module=loader_module,
             data_path=str(data),
-            code_paths=[str(package_dir())],
+            code_paths=[str(code)],
             mlflow_model=model,
             signature=model_signature or signature(),
             input_example=input_example() if example is None else example,
