@@ -58,7 +58,7 @@ def _assert_same(rows: list[dict], records: dict) -> None:
         record = records[row["photo"]]
         crops = record["crops"]
         assert row["outcome"] == record["outcome"] and row["reasons"] == record["reasons"]
-        assert [list(b) for b in row["boxes"]] == [c["box"] for c in crops]
+        assert json.loads(row["boxes"]) == [c["box"] for c in crops]
         assert json.loads(row["bibs"]) == [c["bibs"] for c in crops]
         assert list(row["cut_bibs"]) == [c["cut_bibs"] for c in crops]
         if record["outcome"] != "error":

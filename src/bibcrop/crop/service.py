@@ -12,14 +12,16 @@ clients send it base64-encoded, as MLflow's scoring server expects), optional ``
 ``[[x0, y0, x1, y1, class], ...]`` in photo pixels after EXIF orientation).
 Output: a DataFrame, one row per photo, in input order: ``photo``, ``outcome``
 (``cropped`` | ``intact`` | ``error``), ``reasons`` (list of codes), ``width``, ``height``,
-``boxes`` (list of ``[x0, y0, x1, y1]``, max exclusive), ``bibs`` (JSON: per box its bibs
+``boxes`` (JSON ``[[x0, y0, x1, y1], ...]``, max exclusive), ``bibs`` (JSON: per box its bibs
 remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``,
 ``intact_bibs`` (JSON: an intact photo's bibs, in its own frame), ``invalid_bibs`` (JSON:
 boxes refused against the photo's size, with the problem; ``file`` is ``bibs`` and ``line``
 the box's 1-based position in the row's list), ``error`` (the message; "" unless
 ``error``; an unreadable photo has width and height 0).
-These are the crop stage's records for the same photo and settings (the per-photo code is
-:func:`bibcrop.crop.batch.plan_photo`; no crops are written).
+Nested lists travel as JSON strings, so the output schema is one ``mlflow.pyfunc.spark_udf``
+can return (primitives and arrays of them). These are the crop stage's records for the
+same photo and settings (the per-photo code is :func:`bibcrop.crop.batch.plan_photo`; no
+crops are written).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def signature():
                 ColSpec(Array("string"), "reasons"),
                 ColSpec("long", "width"),
                 ColSpec("long", "height"),
-                ColSpec(Array(Array("long")), "boxes"),
+                ColSpec("string", "boxes"),
                 ColSpec("string", "bibs"),
                 ColSpec(Array("long"), "cut_bibs"),
                 ColSpec("long", "bibs_retained"),
@@ -202,7 +204,7 @@ def _row(record: dict) -> dict:
         "reasons": list(record.get("reasons", [])),
         "width": record.get("width", 0),
         "height": record.get("height", 0),
-        "boxes": [c["box"] for c in crops],
+        "boxes": json.dumps([c["box"] for c in crops]),
         "bibs": json.dumps([c["bibs"] for c in crops]),
         "cut_bibs": [c["cut_bibs"] for c in crops],
         "bibs_retained": record.get("bibs_retained", 0),
