@@ -37,7 +37,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def train_hash(tmp_path, repo_root, mode: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(repo_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    inherited = os.environ.get("PYTHONPATH", "")
+    path = os.pathsep.join([str(repo_root), str(repo_root / "src"), inherited])
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode],
                           capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,11 +6,11 @@ def test_same_inputs_keep_the_backup_and_changed_ones_clear_it(tmp_path):
     cfg = compose_config([])
     current = fingerprint(cfg, "data-1")
     assert fingerprint(compose_config(["train.output_dir=elsewhere"]), "data-1") == current
-    (tmp_path / "ckpt-00000050.weights.h5").write_bytes(b"of unknown origin")
+    (tmp_path / "latest.weights.h5").write_bytes(b"of unknown origin")
     assert prepare_backup(tmp_path, current) is True  # no fingerprint: not ours to resume
-    (tmp_path / "ckpt-00000100.weights.h5").write_bytes(b"weights")
+    (tmp_path / "training_metadata.json").write_bytes(b"{}")
     assert prepare_backup(tmp_path, current) is False
-    assert (tmp_path / "ckpt-00000100.weights.h5").exists()
+    assert (tmp_path / "training_metadata.json").exists()
     changed = fingerprint(compose_config(["train.steps=1200"]), "data-1")
     assert changed["config"] != current["config"] and changed["code"] == current["code"]
     assert prepare_backup(tmp_path, changed) is True

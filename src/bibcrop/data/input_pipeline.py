@@ -136,15 +136,38 @@ def to_canvas(image, label, canvas: int):
             "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}
 
 
+def shard_files(files: list, count: int, index: int) -> list:
+    """Worker ``index`` of ``count``'s files: every ``count``-th, from ``index`` (disjoint,
+    together all). Multi-worker training reads by file, so each worker decodes only its
+    share. Raises ``ValueError`` when there are fewer files than workers."""
+    if len(files) < count:
+        raise ValueError(
+            f"{len(files)} TFRecord shards for {count} workers: each worker reads whole "
+            f"files, so rebuild the TFRecords with dataset.num_shards >= {count} (a "
+            "multiple of it keeps the workers' shares equal)"
+        )
+    return list(files)[index::count]
+
+
 def make_dataset(
-    cfg: DictConfig, split: str, training: bool, batch_size: int, seed: int | None = None
+    cfg: DictConfig,
+    split: str,
+    training: bool,
+    batch_size: int,
+    seed: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Training batches from ``paths.tfrecords``: (images float32 [B,h,w,3] in 0..255,
     labels int32 [B,h,w]) at ``dataset.crop_size`` (h, w), augmented per
     :class:`AugmentSettings`; with ``augment.on_device`` canvas dicts for
     :mod:`bibcrop.training.device_augment` instead. Seeded: the same batches whatever the
     parallelism. Evaluation reads full-size images with
-    :func:`bibcrop.data.tfrecords.iterate_split`, so ``training=False`` is refused."""
+    :func:`bibcrop.data.tfrecords.iterate_split`, so ``training=False`` is refused.
+
+    ``shard=(count, index)`` reads only this worker's files (:func:`shard_files`) and
+    keys the per-sample randomness on the record's index across all workers, so two
+    workers never draw the same augmentation; ``batch_size`` is then the per-replica batch.
+    """
     if not training:
         raise ValueError(
             "make_dataset builds training batches; evaluation reads full-size images with "
@@ -153,6 +176,8 @@ def make_dataset(
     aug = cfg.augment
     settings = AugmentSettings.from_cfg(cfg)
     files = shard_paths(resolve(cfg.paths.tfrecords), split)
+    workers, worker = shard or (1, 0)
+    files = shard_files(files, workers, worker)
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
     records = raw_records(files, training, seed)
@@ -171,7 +196,8 @@ def make_dataset(
 
         def train_map(index, serialized):
             parsed = parse_record(serialized)
-            sample_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
+            global_index = index * workers + worker  # unique across the workers
+            sample_seed = tf.stack([tf.constant(base_seed, tf.int64), global_index])
             return augment_encoded(parsed, crop, settings, sample_seed)
 
         samples = records.enumerate().map(

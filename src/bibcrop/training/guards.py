@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 
 
@@ -21,22 +19,26 @@ LIKELY_CAUSES = (
 )
 
 
-class NanGuard(keras.callbacks.Callback):
-    """Raise :class:`TrainingDivergedError` on the first non-finite loss, naming the step."""
+class NanGuard(keras.callbacks.TerminateOnNaN):
+    """Keras' ``TerminateOnNaN`` (``raise_error=True``: no later callback runs, so no
+    checkpoint of the diverged weights is written), re-raised as
+    :class:`TrainingDivergedError` naming the optimizer step and the likely causes."""
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None:
-            return
-        loss = float(loss)
-        if math.isfinite(loss):
-            return
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        causes = "\n  - ".join(LIKELY_CAUSES)
-        raise TrainingDivergedError(
-            f"training loss became {loss} at step {step}. Likely causes:\n  - {causes}\n"
-            "The last good checkpoint is kept; fix the cause and rerun the same command to resume."
-        )
+    def __init__(self):
+        super().__init__(raise_error=True)
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError as err:  # Keras' own message names only the batch in the epoch
+            loss = float((logs or {})["loss"])
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            causes = "\n  - ".join(LIKELY_CAUSES)
+            raise TrainingDivergedError(
+                f"training loss became {loss} at step {step}. Likely causes:\n  - {causes}\n"
+                "The last good checkpoint is kept; fix the cause and rerun the same command "
+                "to resume."
+            ) from err
 
 
 def check_label_range(tfrecord_dir, num_classes: int, ignore_label: int, limit: int = 64) -> None:

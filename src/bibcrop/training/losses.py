@@ -8,6 +8,22 @@ from keras import ops
 from bibcrop.data.lip_dataset import IGNORE_LABEL
 
 
+def per_replica(loss):
+    """``loss / replicas`` under a ``tf.distribute`` strategy, else ``loss`` unchanged.
+
+    Keras divides a loss it reduces itself by the number of replicas (the gradients are
+    then summed over the replicas, and ``fit`` logs the loss times the replicas). A loss
+    that returns its own scalar, as this one does, is left alone by Keras and must do the
+    same, or N replicas train with N times the gradient and log N times the loss.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
+
+
 @keras.saving.register_keras_serializable(package="bibcrop")
 class DeepLabLoss(keras.losses.Loss):
     """Softmax cross-entropy over pixels, ignoring ``ignore_label``, as the original.
@@ -48,6 +64,9 @@ class DeepLabLoss(keras.losses.Loss):
         self.step_variable = step_variable
 
     def call(self, y_true, y_pred):
+        return per_replica(self._batch_loss(y_true, y_pred))
+
+    def _batch_loss(self, y_true, y_pred):
         logits = ops.reshape(ops.cast(y_pred, "float32"), (-1, self.num_classes))
         labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         valid = ops.not_equal(labels, self.ignore_label)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import keras
 
-from bibcrop.training.schedules import PolyDecay
+from bibcrop.training.schedules import poly_schedule
 
 # Weight decay applies to conv kernels only, like the original's slim l2_regularizer.
 NO_DECAY = ["gamma", "beta", "bias", "moving_mean", "moving_variance"]
 
 
-def build_schedule(train_cfg) -> PolyDecay:
-    return PolyDecay(
+def build_schedule(train_cfg) -> keras.optimizers.schedules.LearningRateSchedule:
+    return poly_schedule(
         base_learning_rate=train_cfg.base_learning_rate,
         total_steps=train_cfg.steps,
         power=train_cfg.learning_power,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 
 import keras
 
@@ -41,30 +39,29 @@ def set_deterministic(enabled: bool) -> bool:
 
 
 def make_strategy(name: str):
-    """``train.strategy``: ``default``, ``mirrored`` (all local GPUs) or ``multi_worker``.
+    """``train.strategy``: ``default`` (None), ``mirrored`` (all local GPUs) or
+    ``multi_worker`` (several machines, see :mod:`.distributed`); a ``tf.distribute.Strategy``.
 
     Distribution uses TensorFlow's own engine (``tf.distribute``); on another Keras
     backend only ``default`` is available. ``multi_worker`` reads the cluster from
-    ``TF_CONFIG`` as TensorFlow documents it.
+    ``TF_CONFIG`` as TensorFlow documents it, and must be made before any other TensorFlow
+    op of the process.
     """
     if name == "default":
-        return contextlib.nullcontext()
+        return None
     if keras.backend.backend() != "tensorflow":
         raise ValueError(f"train.strategy={name!r} needs KERAS_BACKEND=tensorflow")
     import tensorflow as tf
 
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy().scope()
+        return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError(
-                "train.strategy=multi_worker needs TF_CONFIG describing the cluster, e.g. "
-                + json.dumps(
-                    {
-                        "cluster": {"worker": ["host1:12345", "host2:12345"]},
-                        "task": {"type": "worker", "index": 0},
-                    }
-                )
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+        from bibcrop.training.distributed import make_multi_worker_strategy
+
+        return make_multi_worker_strategy()
     raise ValueError(f"train.strategy={name!r}: choose default, mirrored or multi_worker")
+
+
+def scope(strategy):
+    """``strategy.scope()``, or nothing for the default strategy (None)."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()

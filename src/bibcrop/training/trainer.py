@@ -2,14 +2,15 @@
 
 Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
 ``steps / checkpoint_every`` epochs of ``checkpoint_every`` steps each, so an epoch end is
-a checkpoint; after a ``kill -9`` the same command restores the newest checkpoint
-(weights and optimizer state, so the step counter and the poly schedule continue) and the
-MLflow run recorded next to it.
+a checkpoint (Keras ``BackupAndRestore``, see :mod:`.checkpoints`); after a ``kill -9``
+the same command restores the newest checkpoint (weights and optimizer state, so the step
+counter and the poly schedule continue) and the MLflow run recorded next to it.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -100,21 +101,64 @@ def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
     return wrapper
 
 
-def _callbacks(cfg: DictConfig, backup: Path) -> list[keras.callbacks.Callback]:
+def _callbacks(
+    cfg: DictConfig, backup: checkpoints.StepBackup, chief: bool
+) -> list[keras.callbacks.Callback]:
     from bibcrop.tracking import MlflowMetricsCallback, settings_from
 
     every = settings_from(cfg).log_every_n_steps
-    return [
-        NanGuard(),
-        checkpoints.StepCheckpoint(backup, keep=cfg.train.keep_checkpoints),
-        MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size),
-    ]
+    metrics = MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size)
+    # NanGuard first: a NaN step ends training before any checkpoint of it
+    return [NanGuard(), backup, *([metrics] if chief else [])]
 
 
-def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> dict:
-    """Run the remaining steps; returns the last logs and the measured images/s."""
+def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int = 1):
+    """The repeated training batches ``fit`` reads, for this process.
+
+    One worker: ``train.batch_size`` (the global batch) per step, seeded with
+    ``seed + start_step`` (a resumed run continues with a different shuffle, reproducibly).
+    Several workers: ``strategy.distribute_datasets_from_function(worker_input(...))``.
+    """
     from bibcrop.data.input_pipeline import make_dataset
 
+    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
+    if workers <= 1:
+        return make_dataset(cfg, "train", training=True, batch_size=batch, seed=seed).repeat()
+    return strategy.distribute_datasets_from_function(worker_input(cfg, start_step))
+
+
+def worker_input(cfg: DictConfig, start_step: int):
+    """``fn(tf.distribute.InputContext) -> tf.data.Dataset`` for one worker of a cluster.
+
+    The worker reads its share of the TFRecord files (``input_pipeline_id`` of
+    ``num_input_pipelines``) and batches ``train.batch_size / num_replicas_in_sync`` per
+    replica (``InputContext.get_per_replica_batch_size``; ValueError when it does not
+    divide), as TensorFlow's distributed input guide prescribes. Repeats forever.
+    """
+    from bibcrop.data.input_pipeline import make_dataset
+
+    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
+
+    def per_worker(context):
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        per_replica = context.get_per_replica_batch_size(batch)
+        return make_dataset(cfg, "train", True, per_replica, seed=seed, shard=shard).repeat()
+
+    return per_worker
+
+
+def fit(
+    model: keras.Model,
+    cfg: DictConfig,
+    start_step: int,
+    backup: checkpoints.StepBackup,
+    strategy=None,
+    worker=None,
+) -> dict:
+    """Run the remaining steps; returns the last logs and the measured images/s."""
+    from bibcrop.training.distributed import Worker
+
+    worker = worker or Worker()
     train = cfg.train
     interval = int(train.checkpoint_every)
     total_epochs = train.steps // interval
@@ -122,17 +166,14 @@ def fit(model: keras.Model, cfg: DictConfig, start_step: int, backup: Path) -> d
     if first_epoch >= total_epochs:
         log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
         return {"steps_run": 0}
-    # A resumed run continues with a different shuffle: seed + step keeps it reproducible.
-    data = make_dataset(
-        cfg, "train", training=True, batch_size=train.batch_size, seed=cfg.seed + start_step
-    ).repeat()
+    data = training_data(cfg, start_step, strategy, worker.count)
     started = time.perf_counter()
     history = model.fit(
         data,
         epochs=total_epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=interval,
-        callbacks=_callbacks(cfg, backup),
+        callbacks=_callbacks(cfg, backup, worker.is_chief),
         verbose=2,
     )
     seconds = time.perf_counter() - started
@@ -159,10 +200,18 @@ def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``."""
-    from bibcrop.tracking import tracked_run
+    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``.
+
+    With ``train.strategy=multi_worker`` every worker runs this; only the chief tracks,
+    checkpoints and writes outputs (see :mod:`.distributed`); the others return their
+    summary without a run id.
+    """
+    from bibcrop.training.distributed import worker_of
 
     check_train_config(cfg.train)
+    strategy = runtime.make_strategy(cfg.train.strategy)  # before any TF op: collectives
+    worker = worker_of(strategy)
+    check_global_batch(cfg.train, strategy.num_replicas_in_sync if strategy else 1)
     check_checksums(resolve(cfg.paths.tfrecords))
     check_label_range(
         resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
@@ -171,29 +220,68 @@ def train(cfg: DictConfig) -> dict:
     runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
     runtime.set_precision(cfg.train.mixed_precision)
     output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
+    if not worker.is_chief:
+        with tempfile.TemporaryDirectory(prefix=f"bibcrop-worker{worker.index}-") as scratch:
+            return _train(cfg, strategy, worker, Path(scratch), backup, run=None)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
+    from bibcrop.tracking import tracked_run
+
     with tracked_run(cfg, state_dir=backup, tags={"stage": "train"}) as run:
-        with runtime.make_strategy(cfg.train.strategy):
-            model = build_training_model(cfg)
-            runner = for_fit(model, cfg)
-            runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
-        start = checkpoints.restore_latest(runner, backup)
-        if start:
-            log.info("resuming at step %d of %d", start, cfg.train.steps)
-        summary = fit(runner, cfg, start, backup)
-        summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
-        step = int(keras.ops.convert_to_numpy(runner.optimizer.iterations))
-        with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
-            model.save(tmp)
-        result = {
-            "run_id": run.info.run_id,
-            "experiment_id": run.info.experiment_id,
-            "resumed_from_step": start,
-            "global_step": step,
-            "params": int(model.count_params()),
-            **summary,
-        }
+        result = _train(cfg, strategy, worker, output, backup, run)
         atomic.write_json(output / RUN_FILE, result)
-    log.info("trained to step %d: %s", step, OmegaConf.to_yaml(OmegaConf.create(result)))
+    summary = OmegaConf.to_yaml(OmegaConf.create(result))
+    log.info("trained to step %d: %s", result["global_step"], summary)
     return result
+
+
+def check_global_batch(train: DictConfig, replicas: int) -> None:
+    """``train.batch_size`` is the global batch: every replica must get an equal share."""
+    if train.batch_size % replicas:
+        raise ValueError(
+            f"train.batch_size={train.batch_size} is the global batch and must divide evenly "
+            f"over the {replicas} replicas (workers x local devices) of train.strategy="
+            f"{train.strategy}: use a multiple of {replicas}"
+        )
+
+
+def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -> dict:
+    """Build, resume, fit and save; ``output`` is a scratch folder on a non-chief worker,
+    which also resumes from a copy of the chief's ``backup`` there."""
+    from bibcrop.training import distributed
+
+    with runtime.scope(strategy):
+        model = build_training_model(cfg)
+        runner = for_fit(model, cfg)
+        runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
+    if worker.count > 1:
+        distributed.barrier(strategy)  # the chief has cleared or kept its checkpoints by now
+    if not worker.is_chief:
+        checkpoints.copy_backup(backup, output / "backup")
+        backup = output / "backup"
+    saver = checkpoints.StepBackup(backup, int(cfg.train.checkpoint_every))
+    start = saver.restore(runner)
+    if start:
+        log.info("resuming at step %d of %d", start, cfg.train.steps)
+    try:
+        summary = fit(runner, cfg, start, saver, strategy, worker)
+    except Exception as err:
+        if worker.count > 1 and isinstance(err, distributed.PEER_ERRORS):
+            step = checkpoints.optimizer_step(runner)
+            run_id = run.info.run_id if run is not None else None
+            message = distributed.lost_peer_message(err, step, saver.saved_step, run_id, worker)
+            raise distributed.WorkerLostError(message) from err
+        raise
+    summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
+    step = checkpoints.optimizer_step(runner)
+    with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
+        model.save(tmp)  # every worker saves (collectives); a non-chief into its scratch
+    return {
+        "run_id": run.info.run_id if run is not None else None,
+        "experiment_id": run.info.experiment_id if run is not None else None,
+        "resumed_from_step": start,
+        "global_step": step,
+        "params": int(model.count_params()),
+        "workers": worker.count,
+        **summary,
+    }
