@@ -80,6 +80,35 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def published(tmp_path_factory):
+    """The tiny model exported, logged and registered once per session by the export library
+    (tests/helpers/published.py): ``tiny-seg`` and ``tiny-cropper`` at ``champion`` in a
+    private sqlite store. Use it through ``published_store``, which points MLflow at it."""
+    import keras
+    import mlflow
+
+    from bibcrop.model import build_model
+    from tests.helpers.published import crop_settings, publish_tiny
+    from tests.helpers.tinydata import tiny_cfg
+
+    previous = mlflow.get_tracking_uri()
+    keras.utils.set_random_seed(0)
+    model = build_model(tiny_cfg())
+    done = publish_tiny(model, tmp_path_factory.mktemp("published"), crop_settings())
+    mlflow.set_tracking_uri(previous)
+    return done
+
+
+@pytest.fixture
+def published_store(published, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", published.uri)
+    mlflow.set_tracking_uri(published.uri)
+    return published
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` (sqlite store, served artifacts) on 127.0.0.1, a free port."""
     from bibcrop.tracking.server import start

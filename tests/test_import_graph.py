@@ -96,6 +96,7 @@ ALLOWED = {
     "bibcrop.export": {
         "bibcrop.atomic",
         "bibcrop.progress",
+        "bibcrop.crop",  # the crop service, registered beside the segmenter
         "bibcrop.inference",
         "bibcrop.layout",
         "bibcrop.tracking",
@@ -105,6 +106,7 @@ ALLOWED = {
         "bibcrop.data",
         "bibcrop.imaging",
         "bibcrop.progress",
+        "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
         "bibcrop.config",
     },

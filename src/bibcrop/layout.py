@@ -27,10 +27,12 @@ OVERLAYS_PNG = "overlays.png"
 EVAL_FIGURES = (CONFUSION_PNG, IOU_PNG, OVERLAYS_PNG)
 
 # export: {export.output_dir}/
-EXPORT_MODEL_FILE = MODEL_FILE  # byte copy of the trained model, the registered artifact
+EXPORT_MODEL_FILE = MODEL_FILE  # the trained model minus training objects: the registered file
 SAVED_MODEL_DIR = "saved_model"
 REF_FILE = "model_ref.json"  # the champion; the crop stage depends on it
 EXPORT_SUMMARY = "export.json"
+DEEPLAB_TARBALL = "deeplab_model_zoo.tar.gz"  # <name>/frozen_inference_graph.pb, as the zoo's
+TFLITE_FILE = "model.tflite"  # LiteRT, fixed square input (its contract in its metadata)
 
 # crop: {crop.output_dir}/ and {paths.reports}/
 ANNOTATIONS_CSV = "annotations.csv"

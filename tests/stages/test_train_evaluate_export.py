@@ -39,6 +39,9 @@ def overrides(tmp_path, store, **train):
         f"export.output_dir={tmp_path / 'models/export'}",
         "export.max_side=65",
         f"mlflow.registered_model_name=tiny-{tmp_path.name}",
+        f"mlflow.cropper_model_name=tiny-cropper-{tmp_path.name}",
+        "crop.max_side=65",
+        "crop.backend=keras",
         "mlflow.log_every_n_steps=1",
     ]
 
@@ -114,6 +117,18 @@ def test_train_evaluate_export_register_and_load_the_champion(data, store, clien
     served = predict_with_saved_model(serve, photo)
     assert served.shape == (50, 80) and served.dtype == np.int32
     assert (served == labels).mean() > 0.999
+
+    # The same champion through MLflow's generic loader, and the release files beside it.
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    np.testing.assert_array_equal(
+        pyfunc.predict(photo[None])[0], predict_labels(local, photo, max_side=65)
+    )
+    exported = {p.name for p in (data / "models/export").iterdir()}
+    assert {"deeplab_model_zoo.tar.gz", "model.tflite"} <= exported
+    cropper = client.get_model_version_by_alias(cfg.mlflow.cropper_model_name, "champion")
+    assert cropper.run_id == trained["run_id"] and first["cropper"]["alias"] == "champion"
+    logged = {a.path for a in client.list_artifacts(trained["run_id"], "deeplab")}
+    assert logged == {"deeplab/deeplab_model_zoo.tar.gz", "deeplab/model.tflite"}
 
 
 @pytest.mark.slow

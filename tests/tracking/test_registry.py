@@ -49,6 +49,16 @@ def test_champion_moves_only_to_an_equal_or_better_model(cfg, client, tmp_path):
     assert results[1]["previous_champion"] == 1 and results[1]["run_id"] == v2.run_id
 
 
+def test_a_companion_model_takes_the_alias_it_is_given_not_the_gate(cfg, client, tmp_path):
+    """The crop service is registered with the alias its segmenter got, whatever its own
+    registry's champion scored."""
+    first, _ = _logged_model(cfg, tmp_path, b"c1")
+    second, _ = _logged_model(cfg, tmp_path, b"c2")
+    assert register_model(first, NAME, 0.9)["alias"] == "champion"
+    assert register_model(second, NAME, 0.1, alias="champion")["alias"] == "champion"
+    assert int(client.get_model_version_by_alias(NAME, "champion").version) == 2
+
+
 def test_a_champion_set_by_hand_without_a_metric_is_kept(cfg, client, tmp_path):
     uri, _ = _logged_model(cfg, tmp_path, b"hand")
     client.create_registered_model(NAME)

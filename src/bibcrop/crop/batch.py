@@ -97,54 +97,77 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     return crop_decoded(segmenter, photo, labels, job, confidence)
 
 
-def crop_decoded(
-    segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None
-) -> dict:
-    """Gate, crop and record one decoded photo from its parse.
+def plan_photo(
+    segmenter, full: np.ndarray, labels: np.ndarray, rows: list, job: CropJob, confidence=None
+):
+    """What the crop of one photo is, without writing anything: the per-photo logic the
+    crop stage and the crop service (:mod:`bibcrop.crop.service`) share.
 
-    ``labels`` int32 [h, w] LIP ids and ``confidence`` float32 [h, w] max softmax (or
-    None: no confidence check) of ``photo.reduced``. Writes the crops (or the intact copy)
-    and returns the record: ``candidates`` (each with ``box``, ``confidence``, ``checks``,
-    ``kept`` and ``reasons``), ``crops``, ``outcome``, ``reasons`` and, when a truth map
-    exists, ``truth`` (per ROI mode, :func:`bibcrop.crop.metrics.photo_truth`).
+    ``full`` is the uint8 photo [H, W, 3], ``labels`` the segmenter's int32 map of its
+    reduced copy and ``confidence`` its float32 max-softmax map (or None: no confidence
+    check), ``rows`` its bib rows (:class:`~bibcrop.crop.annotations.BibRow` s or
+    ``(x0, y0, x1, y1, class)`` tuples in photo pixels), each checked against the
+    EXIF-oriented size (a refused one is listed in ``invalid_bibs``, never counted). Returns
+    ``(record, indices)``: the record (``width``, ``height``, ``reasons``, ``bibs``,
+    ``invalid_bibs``, ``candidates`` (each with ``box``, ``confidence``, ``checks``,
+    ``kept`` and ``reasons``), ``crops`` with each ``box``, remapped ``bibs`` and
+    ``cut_bibs``, ``outcome``, ``bibs_retained``, ``intact_bibs`` when intact) and, per kept
+    crop, its box's index (the ``_<k>`` of its file name).
     """
-    path, rel, full = photo.path, photo.rel, photo.full
     height, width = full.shape[:2]
     decision = decide(labels, (width, height), job.roi, confidence)
     boxes, reasons = decision["boxes"], decision["reasons"]
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
-    # rows were matched to this photo by its relative path (annotations.match_rows);
-    # each is checked against the EXIF-oriented size, and a refused one is never counted
-    bibs, refused = annotations.split_rows(job.bibs.get(rel.as_posix(), []), width, height)
-    record = {"photo": rel.as_posix(), "width": width, "height": height, "reasons": reasons,
-              "bibs": len(bibs), "invalid_bibs": refused, "candidates": decision["candidates"],
+    bibs, refused = annotations.split_rows(rows, width, height)
+    record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
+              "invalid_bibs": refused, "candidates": decision["candidates"],
               "crops": []}  # fmt: skip
-    kept = set()
+    kept, indices = set(), []
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
         if job.filter_cut and cut:
             record["reasons"].append("filtered_cut_bib")
             continue
-        name = rel.with_name(f"{rel.stem}_{k}.jpg")
-        x0, y0, x1, y1 = box
-        atomic.write_bytes(
-            job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
-        )
         kept |= {i for i, b in enumerate(bibs) if annotations.inside(b, box)}
-        record["crops"].append({"file": name.as_posix(), "box": list(box),
+        record["crops"].append({"box": [int(v) for v in box],
                                 "bibs": [list(b) for b in remapped], "cut_bibs": cut})  # fmt: skip
+        indices.append(k)
     if record["crops"]:
         record["outcome"] = "cropped"
         record["bibs_retained"] = len(kept)
     else:
         record["outcome"] = "intact"
         record["reasons"] = record["reasons"] or ["no_box"]
-        atomic.write_bytes(job.output_dir / rel, path.read_bytes())
         record["bibs_retained"] = len(bibs)
         record["intact_bibs"] = [list(b) for b in bibs]  # kept, in the photo's own frame
+    return record, indices
+
+
+def crop_decoded(
+    segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None
+) -> dict:
+    """:func:`plan_photo`, then its files: one JPEG per crop, or the photo copied intact.
+
+    Bib rows were matched to this photo by its relative path (annotations.match_rows).
+    When a truth map exists the record also has ``truth`` (per ROI mode,
+    :func:`bibcrop.crop.metrics.photo_truth`)."""
+    path, rel, full = photo.path, photo.rel, photo.full
+    rows = job.bibs.get(rel.as_posix(), [])
+    plan, indices = plan_photo(segmenter, full, labels, rows, job, confidence)
+    record = {"photo": rel.as_posix(), **plan}
+    for k, crop in zip(indices, record["crops"], strict=True):
+        name = rel.with_name(f"{rel.stem}_{k}.jpg")
+        x0, y0, x1, y1 = crop["box"]
+        atomic.write_bytes(
+            job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
+        )
+        crop["file"] = name.as_posix()
+    if record["outcome"] == "intact":
+        atomic.write_bytes(job.output_dir / rel, path.read_bytes())
     truth = metrics.read_truth(job.truth_dir, rel)
     if truth is not None:
+        bibs, _ = annotations.split_rows(rows, record["width"], record["height"])
         record["truth"] = truth_counts(record, labels, confidence, truth, bibs, job)
     return record
 

@@ -52,15 +52,20 @@ def check_inside(path: Path, root: Path) -> None:
         )
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path | bytes) -> Image.Image:
+    """A Pillow image of a file, or of encoded bytes (a photo posted to the crop service)."""
     try:
-        image = Image.open(path)
+        image = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
         image.size  # noqa: B018  (header parsed: bomb check happens here)
         return image
     except Image.DecompressionBombError as err:
-        raise PhotoError("decompression_bomb", f"{path}: {err}") from None
+        raise PhotoError("decompression_bomb", f"{_name(path)}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise PhotoError("unreadable", f"{path}: {err}") from None
+        raise PhotoError("unreadable", f"{_name(path)}: {err}") from None
+
+
+def _name(source: Path | bytes) -> str:
+    return f"<{len(source)} bytes>" if isinstance(source, bytes) else str(source)
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -75,28 +80,31 @@ def _decode(image: Image.Image, path: Path) -> np.ndarray:
         orientation = _orientation(image)
         return orient(to_rgb8(image), orientation)
     except ImageModeError as err:
-        raise PhotoError(err.reason, f"{path}: {err}") from None
+        raise PhotoError(err.reason, f"{_name(path)}: {err}") from None
     except Image.DecompressionBombError as err:
-        raise PhotoError("decompression_bomb", f"{path}: {err}") from None
+        raise PhotoError("decompression_bomb", f"{_name(path)}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise PhotoError("corrupt", f"{path}: {err}") from None
+        raise PhotoError("corrupt", f"{_name(path)}: {err}") from None
 
 
-def load_full(path: Path) -> np.ndarray:
-    """uint8 RGB [H, W, 3], EXIF-oriented (a view: flips and rotations are not copied)."""
+def load_full(path: Path | bytes) -> np.ndarray:
+    """uint8 RGB [H, W, 3], EXIF-oriented (a view: flips and rotations are not copied).
+
+    ``path`` may also be the encoded bytes of a photo (the crop service's input)."""
     with _open(path) as image:
         if image.format == "JPEG" and image.mode in ("RGB", "L"):
             return orient(_decode_jpeg(path), _orientation(image))
         return _decode(image, path)
 
 
-def _decode_jpeg(path: Path) -> np.ndarray:
+def _decode_jpeg(path: Path | bytes) -> np.ndarray:
     import tensorflow as tf
 
+    data = path if isinstance(path, bytes) else path.read_bytes()
     try:
-        pixels = tf.io.decode_jpeg(path.read_bytes(), channels=3, dct_method="INTEGER_ACCURATE")
+        pixels = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
-        raise PhotoError("corrupt", f"{path}: {err.message}") from None
+        raise PhotoError("corrupt", f"{_name(path)}: {err.message}") from None
     return pixels.numpy()
 
 
@@ -117,8 +125,9 @@ def orient(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
     return _ORIENT.get(orientation, lambda a: a)(pixels)
 
 
-def load_reduced(path: Path, max_side: int) -> np.ndarray:
-    """A copy at least ``max_side`` on its long side (JPEG draft mode), EXIF-oriented."""
+def load_reduced(path: Path | bytes, max_side: int) -> np.ndarray:
+    """A copy at least ``max_side`` on its long side (JPEG draft mode), EXIF-oriented;
+    ``path`` may be a file or encoded bytes."""
     with _open(path) as image:
         if image.format == "JPEG":
             w, h = image.size

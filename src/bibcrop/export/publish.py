@@ -1,36 +1,49 @@
-"""Export the trained model, log it with ``mlflow.keras`` and register it behind an alias.
+"""Export the trained model, log it as an MLflow model and register it behind an alias.
 
-The version takes ``champion`` only when its val mIoU is >= the current champion's (else
-``challenger``). ``model_ref.json`` always describes the *champion*, so the crop stage,
-which depends on it in ``dvc.yaml``, reruns exactly when the champion changes.
+Files (``export.output_dir``, names in :mod:`bibcrop.layout`): ``model.keras`` (the trained
+model without optimizer, loss or schedule), ``saved_model/``, the DeepLab model-zoo tarball
+(``frozen_inference_graph.pb``) and the fixed-size ``.tflite``
+(:mod:`bibcrop.inference.deeplab_export`). Logged into the training run: ``model/`` (the
+segmenter: ``keras`` + ``python_function`` flavours, :mod:`bibcrop.inference.pyfunc`),
+``saved_model/``, ``deeplab/`` (tarball and .tflite) and ``cropper/`` (the crop service,
+:mod:`bibcrop.crop.service`). The segmenter version takes ``champion`` only when its key
+metric is >= the current champion's (else ``challenger``); the crop service is registered
+from the same run with the same alias. ``model_ref.json`` always describes the *champion*,
+so the crop stage, which depends on it in ``dvc.yaml``, reruns exactly when it changes.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from bibcrop import atomic, layout
+from bibcrop.inference import deeplab_export, pyfunc
 from bibcrop.inference.loading import load_keras
 from bibcrop.inference.saved_model import write_saved_model
 from bibcrop.progress import counter
 
 log = logging.getLogger(__name__)
 ARTIFACT_PATH = "model"
+DEEPLAB_PATH = "deeplab"
+CROPPER_PATH = "cropper"
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     """What an export writes and where it registers (``export.*``, ``mlflow.*`` in config).
 
-    ``max_side`` (pixels), ``scales`` and ``flip`` are baked into the SavedModel;
-    ``input_size`` (H, W) bounds the MLflow input example (at most 65x65 of it);
-    ``registered_model_name`` and ``key_metric`` decide the registry version's alias.
+    ``max_side`` (pixels), ``scales`` and ``flip`` are baked into the SavedModel; ``max_side``
+    also caps the pyfunc model's and the frozen graph's input and sizes the ``.tflite``
+    square; ``input_size`` (H, W) bounds the logged input example (at most 65x65 of it).
+    ``registered_model_name`` and ``key_metric`` decide the registry version's alias;
+    ``cropper_name`` (None: none) registers the crop service with ``crop`` (the settings
+    :func:`bibcrop.crop.service.service_settings` gives) beside it.
     """
 
     registered_model_name: str
@@ -39,61 +52,74 @@ class ExportSettings:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     input_size: tuple[int, int] = (65, 65)
+    cropper_name: str | None = None
+    crop: dict = field(default_factory=dict)
 
 
-def write_files(model: keras.Model, out: Path, source: Path, s: ExportSettings) -> dict[str, Path]:
-    """``model.keras`` (byte copy of the trained file) and the SavedModel, both atomic."""
-    keras_file = atomic.write_bytes(out / layout.EXPORT_MODEL_FILE, Path(source).read_bytes())
+def write_serving_keras(model: keras.Model, path: Path) -> Path:
+    """``model`` (loaded uncompiled) saved atomically as ``.keras``: weights and
+    architecture only, no optimizer, loss, metrics or LR schedule, so loading it needs no
+    training code."""
+    with atomic.atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+def write_files(model: keras.Model, out: Path, s: ExportSettings) -> dict[str, Path]:
+    """``model.keras``, the SavedModel, the DeepLab tarball and the ``.tflite``, atomic."""
+    out = Path(out)
+    keras_file = write_serving_keras(model, out / layout.EXPORT_MODEL_FILE)
     saved = write_saved_model(
         model, out / layout.SAVED_MODEL_DIR, max_side=s.max_side, scales=s.scales, flip=s.flip
     )
-    return {"keras": keras_file, "saved_model": saved}
+    graph = deeplab_export.frozen_graph(model, s.max_side)
+    tarball = atomic.write_bytes(
+        out / layout.DEEPLAB_TARBALL,
+        deeplab_export.model_zoo_tarball(graph, s.registered_model_name),
+    )
+    tflite = atomic.write_bytes(
+        out / layout.TFLITE_FILE, deeplab_export.tflite_release(model, s.max_side)
+    )
+    return {"keras": keras_file, "saved_model": saved, "tarball": tarball, "tflite": tflite}
 
 
-def input_example(size: tuple[int, int]) -> np.ndarray:
-    """A small float32 batch ``[1, <=65, <=65, 3]`` in the model's input convention (RGB
-    0..255), seeded, so the logged example is the same every export."""
-    rng = np.random.default_rng(0)
-    h, w = (int(v) for v in size)
-    return rng.uniform(0, 255, size=(1, min(h, 65), min(w, 65), 3)).astype(np.float32)
+def example_jpeg() -> bytes:
+    """A small seeded JPEG: the crop service's logged input example."""
+    from bibcrop.crop.photos import encode_jpeg
+
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    return encode_jpeg(pixels, 90)
 
 
-def log_model(
-    model: keras.Model, run_id: str, files: dict[str, Path], size: tuple[int, int]
-) -> str:
-    """Log the Keras model (MLflow keras flavour, signature, input example) and the SavedModel.
+def log_model(run_id: str, files: dict[str, Path], s: ExportSettings) -> dict[str, str]:
+    """Log the segmenter, the SavedModel, the DeepLab files and (with ``s.cropper_name``) the
+    crop service into run ``run_id``. Returns ``{"model": runs:/ URI, "cropper": ...}``.
 
-    Returns the ``runs:/`` URI to register. The flavour is written with
-    ``mlflow.keras.save_model`` into a folder made first, then logged as artifacts:
-    ``mlflow.keras.log_model`` 3.17 writes the input example before it creates its folder.
+    The MLflow model folders are written with ``save_model`` into a temp folder, then
+    logged as artifacts, so the logged ``.keras`` bytes are the exported ones (their sha256
+    is recorded on the version and checked on every load by bibcrop).
     """
-    import tempfile
-
     import mlflow
-    from mlflow.models import infer_signature
 
-    example = input_example(size)
-    signature = infer_signature(example, keras.ops.convert_to_numpy(model(example)))
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / ARTIFACT_PATH
-        local.mkdir()
-        requirements = [f"keras=={keras.__version__}", f"tensorflow=={_tf_version()}"]
-        mlflow.keras.save_model(
-            model,
-            str(local),
-            signature=signature,
-            input_example=example,
-            pip_requirements=requirements,
+    from bibcrop.crop.service import save as save_cropper
+
+    uris = {}
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        example = pyfunc.input_example(*(min(int(v), 65) for v in s.input_size))
+        local = pyfunc.save(
+            Path(tmp) / ARTIFACT_PATH, files["keras"], {"max_side": s.max_side}, example=example
         )
-        # The flavour re-serializes the model; log the exported bytes instead, so the
-        # artifact's sha256 is the one recorded on the version (checked on every load).
-        shutil.copyfile(files["keras"], local / "data" / layout.EXPORT_MODEL_FILE)
-        with mlflow.start_run(run_id=run_id):
-            mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
-            mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
-    uri = f"runs:/{run_id}/{ARTIFACT_PATH}"
-    link_logged_model(run_id, uri)
-    return uri
+        mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
+        uris["model"] = f"runs:/{run_id}/{ARTIFACT_PATH}"
+        mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
+        for name in ("tarball", "tflite"):
+            mlflow.log_artifact(str(files[name]), artifact_path=DEEPLAB_PATH)
+        if s.cropper_name:
+            cropper = save_cropper(Path(tmp) / CROPPER_PATH, files["keras"], s.crop, example_jpeg())
+            mlflow.log_artifacts(str(cropper), artifact_path=CROPPER_PATH)
+            uris["cropper"] = f"runs:/{run_id}/{CROPPER_PATH}"
+    link_logged_model(run_id, uris["model"])
+    return uris
 
 
 def link_logged_model(run_id: str, uri: str) -> str:
@@ -118,12 +144,6 @@ def link_logged_model(run_id: str, uri: str) -> str:
     return model.model_id
 
 
-def _tf_version() -> str:
-    from importlib.metadata import version
-
-    return version("tensorflow")
-
-
 def champion_ref(name: str, registered: dict) -> dict:
     from bibcrop.tracking import resolve_model_uri
 
@@ -141,16 +161,29 @@ def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSetti
     with counter("export", unit="step", total=4) as bar:  # load, write, log, register
         model = load_keras(trained)
         bar.update()
-        files = write_files(model, Path(out), Path(trained), s)
+        files = write_files(model, Path(out), s)
         bar.update()
-        model_uri = log_model(model, run_id, files, s.input_size)
+        uris = log_model(run_id, files, s)
         bar.update()
         registered = register_model(
-            model_uri, s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
+            uris["model"], s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
         )
         champion = champion_ref(s.registered_model_name, registered)
         write_model_ref(Path(out) / layout.REF_FILE, champion)
+        summary = {
+            **registered,
+            "metric": s.key_metric,
+            "value": metric,
+            "model_uri": uris["model"],
+        }
+        if "cropper" in uris:
+            cropper = register_model(
+                uris["cropper"], s.cropper_name, metric, s.key_metric,
+                model_file=files["keras"], alias=registered["alias"],
+            )  # fmt: skip
+            summary["cropper"] = {k: cropper[k] for k in ("name", "version", "alias")}
         bar.update()
-    summary = {**registered, "metric": s.key_metric, "value": metric, "model_uri": model_uri}
+    summary["files"] = {k: Path(v).name for k, v in files.items()}
+    summary["tflite"] = deeplab_export.tflite_contract(model, s.max_side)["input"]
     atomic.write_json(Path(out) / layout.EXPORT_SUMMARY, summary)
     return summary

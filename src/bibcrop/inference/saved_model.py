@@ -63,24 +63,37 @@ def _logits_at_scale(model, image, max_side: int, scale: float):
     return logits[0]
 
 
+def traced_logits(
+    model: keras.Model,
+    image,
+    max_side: int,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+):
+    """Summed float32 logits [H, W, C] of a uint8/float image tensor [H, W, 3] (any size,
+    RGB 0..255) in a TensorFlow graph: the predict path per scale (and its mirror, with the
+    left/right channels swapped back), each upsampled to the input size. The SavedModel and
+    the frozen DeepLab graph (:mod:`bibcrop.inference.deeplab_export`) both trace it."""
+    import tensorflow as tf
+
+    pixels = tf.cast(image, tf.float32)
+    total = 0.0
+    for scale in (float(s) for s in scales):
+        total += _logits_at_scale(model, pixels, max_side, scale)
+        if flip:
+            mirrored = _logits_at_scale(model, tf.reverse(pixels, [1]), max_side, scale)
+            total += flip_with_swap(mirrored, width_axis=1, class_axis=-1, xp=tf.experimental.numpy)
+    return total
+
+
 def serving_function(
     model: keras.Model, max_side: int, scales: Sequence[float] = (1.0,), flip: bool = False
 ):
     import tensorflow as tf
 
-    scales = [float(s) for s in scales]
-
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name=INPUT_NAME)])
     def serve(image):
-        pixels = tf.cast(image, tf.float32)
-        total = 0.0
-        for scale in scales:
-            total += _logits_at_scale(model, pixels, max_side, scale)
-            if flip:
-                mirrored = _logits_at_scale(model, tf.reverse(pixels, [1]), max_side, scale)
-                total += flip_with_swap(
-                    mirrored, width_axis=1, class_axis=-1, xp=tf.experimental.numpy
-                )
+        total = traced_logits(model, image, max_side, scales, flip)
         return {OUTPUT_NAME: tf.argmax(total, axis=-1, output_type=tf.int32)}
 
     return serve

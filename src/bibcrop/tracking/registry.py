@@ -56,8 +56,12 @@ def register_model(
     metric_name: str = "val/mean_iou",
     tags: dict[str, str] | None = None,
     model_file: str | Path | None = None,
+    alias: str | None = None,
 ) -> dict:
     """Register ``model_uri`` under ``name``; alias it ``champion`` or ``challenger``.
+
+    ``alias`` given skips the gate and sets that alias: a model registered alongside
+    another (the crop service beside its segmenter) takes the alias the other got.
 
     The version gets tags ``<metric_name>``, the source run's ``lineage.*`` tags, ``tags``,
     and ``model_sha256`` of ``model_file`` (the ``.keras`` file) when given. The version
@@ -82,17 +86,8 @@ def register_model(
     for key, value in all_tags.items():
         client.set_model_version_tag(name, version.version, key, value)
     old, old_metric = _champion_metric(client, name, metric_name)
-    if old is None or (old_metric is not None and metric_value >= old_metric):
-        alias = CHAMPION
-    else:
-        alias = CHALLENGER
-        if old_metric is None:
-            log.info(
-                "champion v%s of %s has no %s tag (set by hand): kept",
-                old.version,
-                name,
-                metric_name,
-            )
+    if alias is None:
+        alias = _gate(old, old_metric, metric_value, name, metric_name)
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "name": name,
@@ -102,6 +97,16 @@ def register_model(
         "previous_champion": int(old.version) if old is not None else None,
         "sha256": all_tags.get(SHA256_TAG),
     }
+
+
+def _gate(old, old_metric, metric_value: float, name: str, metric_name: str) -> str:
+    """``champion`` when there is none or the new metric is >= the champion's tagged one."""
+    if old is None or (old_metric is not None and metric_value >= old_metric):
+        return CHAMPION
+    if old_metric is None:
+        log.info("champion v%s of %s has no %s tag (set by hand): kept", old.version, name,
+                 metric_name)  # fmt: skip
+    return CHALLENGER
 
 
 def _inventory(client) -> str:

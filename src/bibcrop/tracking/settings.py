@@ -21,6 +21,7 @@ class TrackingSettings:
     artifact_location: str = "mlruns"
     experiment_name: str = "bibcrop"
     registered_model_name: str = "lip-deeplabv3plus"
+    cropper_model_name: str | None = "bib-cropper"  # the crop service; None: not registered
     key_metric: str = "val/mean_iou"
     log_every_n_steps: int = 10
     system_metrics: bool = True
