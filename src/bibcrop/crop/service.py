@@ -35,6 +35,7 @@ import numpy as np
 
 from bibcrop.crop.annotations import BibRow
 from bibcrop.crop.batch import CropJob, plan_photo
+from bibcrop.crop.gate import GateSettings
 from bibcrop.crop.photos import PhotoError, load_full, load_reduced
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.inference.backends import make_forward
@@ -60,6 +61,7 @@ def service_settings(job: CropJob, max_side: int, backend: str = "keras") -> dic
 def job_from(settings: dict) -> CropJob:
     """The crop rules of a stored model (its folders unused: the service writes no files)."""
     roi = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["roi"].items()}
+    roi["gate"] = GateSettings.from_cfg(roi.get("gate"))  # the stage's gate, from its dict
     return CropJob(
         input_dir=Path(),
         output_dir=Path(),
