@@ -107,7 +107,10 @@ def test_non_images_are_counted_and_links_out_of_the_tree_are_refused(tmp_path, 
     assert not (tmp_path / "out/sub/link.png").exists()  # nothing of it was copied
 
 
-def test_a_model_uri_not_in_the_registry_lists_what_exists(tmp_path, tiny_keras, capsys):
+def test_a_model_uri_not_in_the_registry_lists_what_exists(
+    tmp_path, tiny_keras, capsys, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the config's store, not a leftover
     args = crop_args(tmp_path, tiny_keras, **{"crop.model_path": None,
                      "crop.model_uri": "models:/nope@champion",
                      "mlflow.tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})  # fmt: skip
