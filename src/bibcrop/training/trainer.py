@@ -60,7 +60,7 @@ def compile_model(model: keras.Model, cfg: DictConfig) -> keras.Model:
 def build_training_model(cfg: DictConfig) -> keras.Model:
     """The model with any starting weights and the batch-norm policy applied."""
     from bibcrop.model import build_model
-    from bibcrop.training.init_weights import load_initial_weights
+    from bibcrop.training.warm_start import load_initial_weights
 
     model = build_model(cfg)
     load_initial_weights(model, cfg)

@@ -1,4 +1,9 @@
-"""Starting weights for a run: ``train.init_checkpoint`` or ``train.imagenet_weights``."""
+"""Warm start: the weights a run starts from, a TF1 DeepLab checkpoint (``train.init_checkpoint``)
+or Keras ImageNet weights (``train.imagenet_weights``), chosen and applied before training.
+
+Not to be confused with :mod:`bibcrop.model.weight_import` (reading and mapping those files
+onto the model) or :mod:`bibcrop.training.checkpoints` (the run's own step checkpoints).
+"""
 
 from __future__ import annotations
 
