@@ -73,6 +73,7 @@ def test_training_with_on_device_augmentation(tmp_path, store):
     build(extracted, tmp_path / "tfrecords", {"train": 1, "val": 1}, workers=1)
     cfg = compose_config([
         *store.overrides, *TINY, f"paths.tfrecords={tmp_path / 'tfrecords'}",
+        f"paths.reports={tmp_path / 'reports'}",  # train writes train/curves.csv there
         "dataset.crop_size=[33,33]", "augment.on_device=true", "augment.canvas=65",
         "train.steps=4", "train.checkpoint_every=2", "train.batch_size=2",
         "train.bn_recalibration_batches=1", f"train.output_dir={tmp_path / 'train'}",
@@ -84,3 +85,4 @@ def test_training_with_on_device_augmentation(tmp_path, store):
 
     saved = keras.saving.load_model(tmp_path / "train/model.keras", compile=False)
     assert saved.name.startswith("deeplab")  # the model itself, not the training wrapper
+    assert (tmp_path / "reports/train/curves.csv").is_file()  # not the checkout's reports/

@@ -79,6 +79,7 @@ def overrides(tmp_path, store, shards, name: str, steps: int) -> list[str]:
         *recipe(shards, steps),
         f"train.output_dir={tmp_path / name / 'train'}",
         f"train.backup_dir={tmp_path / name / 'backup'}",
+        f"paths.reports={tmp_path / name / 'reports'}",  # train/curves.csv, not the checkout's
         "mlflow.log_every_n_steps=1",
     ]
 
