@@ -34,6 +34,11 @@ def _shown(cfg: DictConfig, key: str) -> str:
     return str(value) if str(path) == str(value) else f"{value} ({path})"
 
 
+def _invalid(cfg: DictConfig, key: str, problem: str, fix: str) -> ConfigError:
+    """The error for ``key`` as written in ``cfg`` (and where it resolves): raise it."""
+    return ConfigError(key, _shown(cfg, key), problem, fix)
+
+
 def choice(cfg: DictConfig, key: str, choices) -> None:
     value = _value(cfg, key)
     if value not in choices:
@@ -44,7 +49,7 @@ def folder(cfg: DictConfig, key: str, fix: str) -> Path:
     path = resolve(_value(cfg, key))
     if not path.is_dir():
         problem = "is a file, not a folder" if path.exists() else "no such folder"
-        raise ConfigError(key, _shown(cfg, key), problem, fix)
+        raise _invalid(cfg, key, problem, fix)
     return path
 
 
@@ -59,7 +64,7 @@ def optional_file(cfg: DictConfig, key: str, fix: str, folder_ok: bool = False) 
     if folder_ok and Path(f"{path}.index").is_file():  # a TF1 checkpoint prefix
         return
     problem = "is a folder, not a file" if path.is_dir() else "no such file"
-    raise ConfigError(key, _shown(cfg, key), problem, fix)
+    raise _invalid(cfg, key, problem, fix)
 
 
 def tfrecord_folder(cfg: DictConfig) -> None:
@@ -71,9 +76,9 @@ def tfrecord_folder(cfg: DictConfig) -> None:
         return
     if any(SHARD_PATTERN.match(p.name) for p in path.iterdir()):
         return
-    raise ConfigError(
+    raise _invalid(
+        cfg,
         "paths.tfrecords",
-        _shown(cfg, "paths.tfrecords"),
         "no manifest.json and no {split}-NNNNN-of-NNNNN.tfrecord shards",
         "run `bibcrop tfrecords` (or `dvc repro tfrecords`), or point it at DeepLab shards",
     )
@@ -92,9 +97,9 @@ def _crop(cfg: DictConfig) -> None:
     optional_file(cfg, "crop.model_path", "point it at a .keras file, or set it to null")
     output = resolve(_value(cfg, "crop.output_dir"))
     if output.resolve().is_relative_to(inputs.resolve()):
-        raise ConfigError(
+        raise _invalid(
+            cfg,
             "crop.output_dir",
-            _shown(cfg, "crop.output_dir"),
             f"inside crop.input_dir={_value(cfg, 'crop.input_dir')}",
             "choose an output folder outside the input (crops would be read back as photos)",
         )
@@ -112,9 +117,9 @@ def _tfrecords(cfg: DictConfig) -> None:
     extracted = folder(cfg, "paths.extracted", "run `bibcrop extract` first")
     for split in _value(cfg, "dataset.splits") or []:
         if not (extracted / f"{split}_id.txt").is_file():
-            raise ConfigError(
+            raise _invalid(
+                cfg,
                 "paths.extracted",
-                _shown(cfg, "paths.extracted"),
                 f"has no {split}_id.txt (split {split!r} of dataset.splits)",
                 "run `bibcrop extract` first, or check dataset.splits",
             )

@@ -87,15 +87,23 @@ def test_class_count_clash_needs_initialize_last_layer_false(tmp_path):
     assert len(report.matched) == len(tensors) - 2
 
 
-def test_model_zoo_tarball_is_unpacked_safely(tmp_path):
+def model_zoo_tarball(tmp_path, name: str, step: int):
+    """``<tmp>/<name>.tar.gz`` laid out as the model zoo's: ``<name>/model.ckpt-<step>``."""
     import tarfile
 
     folder = tmp_path / "zoo"
     folder.mkdir()
-    write_tf1_checkpoint(folder / "model.ckpt-30000", "deeplabv3_mnv2_pascal_train_aug_ckpt30000")
-    archive = tmp_path / "deeplabv3_mnv2_pascal_train_aug.tar.gz"
+    write_tf1_checkpoint(folder / f"model.ckpt-{step}", "deeplabv3_mnv2_pascal_train_aug_ckpt30000")
+    archive = tmp_path / f"{name}.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="deeplabv3_mnv2_pascal_train_aug")
+        tar.add(folder, arcname=name)
+    return archive
+
+
+def test_model_zoo_tarball_is_unpacked_safely(tmp_path):
+    import tarfile
+
+    archive = model_zoo_tarball(tmp_path, "deeplabv3_mnv2_pascal_train_aug", 30000)
     assert ckpt.checkpoint_prefix(archive).endswith(
         "deeplabv3_mnv2_pascal_train_aug/model.ckpt-30000"
     )
@@ -220,14 +228,7 @@ def test_unreadable_partial_or_corrupt_checkpoints_name_the_file(tmp_path, how):
 
 
 def test_a_cut_short_tarball_names_the_archive_and_leaves_no_half_folder(tmp_path):
-    import tarfile
-
-    folder = tmp_path / "zoo"
-    folder.mkdir()
-    write_tf1_checkpoint(folder / "model.ckpt-1", "deeplabv3_mnv2_pascal_train_aug_ckpt30000")
-    archive = tmp_path / "deeplabv3_mnv2.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="deeplabv3_mnv2")
+    archive = model_zoo_tarball(tmp_path, "deeplabv3_mnv2", 1)
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     for _ in range(2):  # the second try must not find a half-unpacked folder and use it
         with pytest.raises(ckpt.CheckpointError, match=r"deeplabv3_mnv2.tar.gz: the archive"):
