@@ -169,8 +169,10 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
     # dvc metrics: numbers only, no counts or lineage strings (issue 16)
     metrics = json.loads((tmp_path / "reports/crop_metrics.json").read_text())
-    assert set(metrics) == {"photos_per_s", "area_share"}  # no bibs: no retention
-    assert all(isinstance(v, float) for v in metrics.values()) and metrics["photos_per_s"] > 0
+    assert set(metrics) == {"area_share"}  # no bibs: no retention; no wall-clock figure
+    assert all(isinstance(v, float) for v in metrics.values())
+    timing = json.loads((tmp_path / "reports/crop.json").read_text())["timing"]
+    assert set(timing) == {"seconds", "photos_per_s"} and timing["photos_per_s"] > 0
     truth = tmp_path / "truth/labels"  # a truth map: the report measures runners, MLflow logs it
     truth.mkdir(parents=True)
     labels = np.zeros((70, 90), np.uint8)
@@ -204,8 +206,9 @@ def test_crop_metrics_are_the_comparable_numbers_only():
     from bibcrop.crop.report import metrics_of
 
     report = {"photos": 3, "crops": 4, "mode": "per_runner", "model": {"name": "m"},
-              "photos_per_s": 2.5, "bib_retention": None, "mean_crop_area_share": 0.4}  # fmt: skip
-    assert metrics_of(report) == {"photos_per_s": 2.5, "area_share": 0.4}
+              "timing": {"seconds": 1.2, "photos_per_s": 2.5}, "bib_retention": None,
+              "mean_crop_area_share": 0.4}  # fmt: skip
+    assert metrics_of(report) == {"area_share": 0.4}  # wall clock stays in the report
 
 
 def test_refused_bib_rows_never_count_and_intact_photos_keep_their_rows(tmp_path):

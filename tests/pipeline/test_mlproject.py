@@ -62,7 +62,7 @@ def test_mlflow_run_crop_entry_point_offline(repo_root, tmp_path, store, client)
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert json.loads((tmp_path / "reports/crop.json").read_text())["photos"] == 1
-    assert json.loads((tmp_path / "reports/crop_metrics.json").read_text())["photos_per_s"] > 0
+    assert json.loads((tmp_path / "reports/crop.json").read_text())["timing"]["photos_per_s"] > 0
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.status for r in runs if r.data.tags.get("mlflow.project.entryPoint")] == [
         "FINISHED"

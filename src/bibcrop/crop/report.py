@@ -58,9 +58,9 @@ def truth_report(records: list[dict]) -> dict:
 # The comparable numbers of a crop run (report key -> metric name, short so that
 # `dvc metrics show` fits a 160-column terminal), kept apart from the report (counts,
 # reasons, the model's lineage) so `dvc metrics show/diff` compare like with like. A new
-# metric is one more entry here (and a number in the report).
+# metric is one more entry here (and a number in the report). Quality only: a wall-clock
+# figure differs run to run and would make every `dvc repro` a change.
 METRIC_KEYS = {
-    "photos_per_s": "photos_per_s",
     "bib_retention": "bib_retention",
     "mean_crop_area_share": "area_share",
 }
@@ -69,6 +69,17 @@ METRIC_KEYS = {
 # Runner-level truth metrics of the report's own mode (issue 13), when truth maps exist;
 # every mode's full figures stay in the report's ``truth`` section and in MLflow.
 TRUTH_METRIC_KEYS = {"crop_precision": "precision", "runner_recall": "recall"}
+
+
+# The report's one wall-clock section (``seconds``, ``photos_per_s``): it differs run to
+# run, so whoever compares two reports leaves out this key, and it is never a DVC metric.
+TIMING = "timing"
+
+
+def timing(photos: int, seconds: float) -> dict:
+    """``{"seconds", "photos_per_s"}`` of a run over ``photos`` photos (``None`` at 0 s)."""
+    rate = round(photos / seconds, 2) if seconds > 0 else None
+    return {"seconds": round(seconds, 2), "photos_per_s": rate}
 
 
 def _number(value) -> bool:

@@ -22,11 +22,13 @@ from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
 from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
+    TIMING,
     bib_rows_lines,
     bib_rows_report,
     metrics_of,
     summarize,
     summary_line,
+    timing,
     write_annotations,
 )
 from bibcrop.crop.roi import RoiSettings
@@ -98,8 +100,7 @@ def run(cfg: DictConfig) -> dict:
         k: segmenter.info.get(k)
         for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
-    report["seconds"] = round(seconds, 2)
-    report["photos_per_s"] = round(len(records) / seconds, 2) if seconds > 0 else None
+    report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
     if cfg.crop.contact_sheet:
         sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
         write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
