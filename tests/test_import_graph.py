@@ -108,7 +108,6 @@ ALLOWED = {
         "bibcrop.progress",
         "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
-        "bibcrop.config",
     },
     "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
     "bibcrop.checks": {"bibcrop.project", "bibcrop.data", "bibcrop.crop", "bibcrop.inference"},

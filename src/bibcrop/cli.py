@@ -30,6 +30,7 @@ STAGES: dict[str, str] = {
     "evaluate": "bibcrop.stages.evaluate",
     "export": "bibcrop.stages.export",
     "crop": "bibcrop.stages.crop",
+    "crop-truth": "bibcrop.stages.crop_truth",
 }
 
 # Stage-specific flags that Hydra would not parse, turned into config overrides.

@@ -2,12 +2,13 @@
 
 The synthetic race photos come with their LIP label maps (``race/labels/<stem>.png``), so
 bib retention and crop area can be measured for the ROI logic alone, independent of how
-good the model is. ``python -m bibcrop.crop.truth [overrides]`` prints the report.
+good the model is. ``bibcrop crop-truth`` (:mod:`bibcrop.stages.crop_truth`) prints the
+report.
 """
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,10 +16,14 @@ from PIL import Image
 from bibcrop.crop import annotations
 from bibcrop.crop.report import summarize
 from bibcrop.crop.roi import RoiSettings, photo_boxes
-from bibcrop.project import resolve
 
 
-def truth_records(labels_dir, bibs: dict, roi: RoiSettings) -> list[dict]:
+def truth_records(labels_dir: Path, bibs: dict, roi: RoiSettings) -> list[dict]:
+    """One crop record per truth map ``labels_dir/<stem>.png`` (uint8 LIP class ids,
+    ``[H, W]``), as the crop stage writes them for photo ``<stem>.jpg``: the boxes
+    :func:`bibcrop.crop.roi.photo_boxes` draws on the map (pixels, the photo's frame) and
+    how many of the photo's ``bibs`` (``{file: [(x0, y0, x1, y1, class), ...]}``, pixels)
+    lie inside one. No maps: an empty list."""
     records = []
     for path in sorted(labels_dir.glob("*.png")):
         labels = np.asarray(Image.open(path))
@@ -36,16 +41,9 @@ def truth_records(labels_dir, bibs: dict, roi: RoiSettings) -> list[dict]:
     return records
 
 
-def main(argv: list[str] | None = None) -> int:
-    from bibcrop.config import compose_config
-
-    cfg = compose_config(list(sys.argv[1:] if argv is None else argv))
-    labels_dir = resolve(cfg.crop.input_dir).parent / "labels"
-    bibs = annotations.read_boxes(resolve(cfg.crop.annotations))
-    report = summarize(truth_records(labels_dir, bibs, RoiSettings.from_cfg(cfg.crop)))
-    print(report)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def truth_report(labels_dir: Path, annotations_csv: Path, roi: RoiSettings) -> dict:
+    """:func:`bibcrop.crop.report.summarize` of :func:`truth_records` over the truth maps in
+    ``labels_dir``, with the bib boxes of ``annotations_csv`` (ValueError naming file and
+    line for a malformed row, :func:`bibcrop.crop.annotations.read_boxes`)."""
+    bibs = annotations.read_boxes(annotations_csv)
+    return summarize(truth_records(Path(labels_dir), bibs, roi))
