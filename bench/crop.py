@@ -84,13 +84,13 @@ def main() -> None:
     from bibcrop.crop.roi import RoiSettings
     from bibcrop.inference import make_forward
     from bibcrop.inference.loading import Segmenter
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
 
     cfg = compose_config([])
     if args.model:
         model = keras.saving.load_model(args.model, compile=False, safe_mode=True)
     else:
-        model = build_model(cfg)
+        model = build_model(ModelSettings.from_cfg(cfg))
     segmenter = Segmenter(model, int(cfg.crop.max_side))
     cache = tempfile.TemporaryDirectory()
     segmenter.forward = make_forward(args.backend, model, Path(cache.name), "bench" * 13)

@@ -34,7 +34,7 @@ def measure(tfrecords: Path, threads: int, crop: int, batches: int, on_device: b
     import tensorflow as tf
 
     from bibcrop.config import compose_config
-    from bibcrop.data.input_pipeline import make_dataset
+    from bibcrop.data.input_pipeline import InputSettings, make_dataset
 
     cfg = compose_config(
         [
@@ -47,7 +47,8 @@ def measure(tfrecords: Path, threads: int, crop: int, batches: int, on_device: b
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
     options.threading.max_intra_op_parallelism = 1
-    data = make_dataset(cfg, "train", True, 8, seed=None).repeat().with_options(options)
+    data = make_dataset(tfrecords, InputSettings.from_cfg(cfg), "train", True, 8, seed=None)
+    data = data.repeat().with_options(options)
     iterator = iter(data)
     next(iterator)
     start = time.perf_counter()

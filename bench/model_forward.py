@@ -55,12 +55,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     from bibcrop.config import compose_config
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
 
     rows = []
     x = np.random.default_rng(0).uniform(0, 255, (1, args.size, args.size, 3)).astype("float32")
     for name, overrides in CONFIGS.items():
-        model = build_model(compose_config(overrides))
+        model = build_model(ModelSettings.from_cfg(compose_config(overrides)))
         model.predict_on_batch(x)  # trace / warm up
         times = []
         for _ in range(args.repeats):

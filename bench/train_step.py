@@ -29,15 +29,19 @@ def main() -> None:
     import keras
 
     from bibcrop.config import compose_config
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from bibcrop.training import runtime
+    from bibcrop.training.settings import TrainSettings
     from bibcrop.training.trainer import compile_model
 
     runtime.set_precision(args.precision)
     overrides = [f"model/backbone={args.backbone}", f"train.xla={str(args.xla).lower()}",
                  f"train.mixed_precision={args.precision or 'null'}"]  # fmt: skip
     cfg = compose_config(overrides)
-    model = compile_model(build_model(cfg), cfg)
+    settings = ModelSettings.from_cfg(cfg)
+    train = TrainSettings.from_cfg(cfg)
+    ignore = int(cfg.dataset.ignore_label)
+    model = compile_model(build_model(settings), train, settings.num_classes, ignore)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32")
     y = rng.integers(0, 20, (args.batch, args.size, args.size)).astype("int32")

@@ -72,11 +72,11 @@ def tiny_model():
     """The real builder with narrow channels, seeded."""
     import keras
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from tests.helpers.tinydata import tiny_cfg
 
     keras.utils.set_random_seed(0)
-    return build_model(tiny_cfg())
+    return build_model(ModelSettings.from_cfg(tiny_cfg()))
 
 
 @pytest.fixture(scope="session")
@@ -87,13 +87,13 @@ def published(tmp_path_factory):
     import keras
     import mlflow
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from tests.helpers.published import crop_settings, publish_tiny
     from tests.helpers.tinydata import tiny_cfg
 
     previous = mlflow.get_tracking_uri()
     keras.utils.set_random_seed(0)
-    model = build_model(tiny_cfg())
+    model = build_model(ModelSettings.from_cfg(tiny_cfg()))
     done = publish_tiny(model, tmp_path_factory.mktemp("published"), crop_settings())
     mlflow.set_tracking_uri(previous)
     return done

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from bibcrop.data.tfrecords import build
-from tests.helpers.tinydata import TINY, tiny_cfg, write_extracted
+from tests.helpers.tinydata import TINY, tiny_cfg, training_batches, write_extracted
 
 IGNORE = 200
 MEAN = 50.0
@@ -40,16 +40,14 @@ def cfg(tmp_path_factory):
 def model(cfg):
     import keras
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
 
     keras.utils.set_random_seed(0)
-    return build_model(cfg)
+    return build_model(ModelSettings.from_cfg(cfg))
 
 
 def test_training_batches_use_the_crop_size_mean_pixel_and_ignore_label(cfg):
-    from bibcrop.data.input_pipeline import make_dataset
-
-    images, labels = next(iter(make_dataset(cfg, "train", True, 2, seed=0)))
+    images, labels = next(iter(training_batches(cfg, "train", True, 2, seed=0)))
     assert images.shape == (2, *CROP, 3) and labels.shape == (2, *CROP)
     # 9x13 images in a 21x37 crop at scale 1: the bottom rows are padding
     assert (labels.numpy()[:, 9:] == IGNORE).all()
@@ -57,13 +55,18 @@ def test_training_batches_use_the_crop_size_mean_pixel_and_ignore_label(cfg):
 
 
 def test_on_device_augmentation_and_the_loss_use_them_too(cfg, model):
+    from bibcrop.data.input_pipeline import InputSettings
+    from bibcrop.training.settings import TrainSettings
     from bibcrop.training.trainer import compile_model, for_fit
 
-    compile_model(model, cfg)
+    compile_model(model, TrainSettings.from_cfg(cfg), int(cfg.dataset.num_classes), IGNORE)
     assert model.loss.ignore_label == IGNORE
     on_device = tiny_cfg(*TINY, "augment.on_device=true", "augment.canvas=33")
     on_device.dataset.ignore_label, on_device.augment.mean_pixel = IGNORE, MEAN
-    wrapper = for_fit(model, on_device)
+    settings = InputSettings.from_cfg(on_device)
+    wrapper = for_fit(
+        model, settings, TrainSettings.from_cfg(on_device), int(on_device.dataset.num_classes)
+    )
     assert wrapper.augment.ignore_label == IGNORE and wrapper.augment.mean_pixel == MEAN
     image = np.zeros((1, 33, 33, 3), np.uint8)
     out_images, out_labels = wrapper.augment(

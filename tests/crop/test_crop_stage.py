@@ -137,14 +137,14 @@ def test_an_output_folder_inside_the_input_is_refused(tmp_path):
 def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     import mlflow
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from bibcrop.stages import crop as crop_stage
     from bibcrop.tracking import ModelNotFoundError
 
     keras.utils.set_random_seed(0)
     tiny = ["model.backbone.depth_multiplier=0.35", "model.head.aspp_channels=16",
             "model.head.decoder_channels=16", "model.head.low_level_channels=8"]  # fmt: skip
-    model = build_model(compose_config(tiny))
+    model = build_model(ModelSettings.from_cfg(compose_config(tiny)))
     with mlflow.start_run():
         logged = mlflow.keras.log_model(model, name="model", pip_requirements=["keras"])
     name = f"tiny-{tmp_path.name}"

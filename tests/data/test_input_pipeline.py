@@ -5,8 +5,9 @@ import dataclasses
 
 from bibcrop.config import compose_config
 from bibcrop.data.augment import AugmentSettings
-from bibcrop.data.input_pipeline import augment, flip_pair, make_dataset
+from bibcrop.data.input_pipeline import augment, flip_pair
 from bibcrop.data.lip_dataset import CLASS_IDS
+from tests.helpers.tinydata import training_batches
 
 AUG = AugmentSettings(min_scale=0.5, max_scale=2.0, scale_step=0.25, flip=True, mean_pixel=127.5)
 
@@ -50,7 +51,7 @@ def cfg(shards):
 
 def test_seeded_pipeline_repeats_exactly(cfg):
     def batches(seed):
-        return [(x.numpy(), y.numpy()) for x, y in make_dataset(cfg, "train", True, 2, seed)]
+        return [(x.numpy(), y.numpy()) for x, y in training_batches(cfg, "train", True, 2, seed)]
 
     first, second, other = batches(5), batches(5), batches(6)
     assert len(first) == 2  # 5 records, batch 2, remainder dropped

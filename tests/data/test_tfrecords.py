@@ -155,13 +155,11 @@ def test_deeplab_converter_shards_get_a_manifest_on_first_use(foreign):
 
 
 def test_train_and_evaluate_read_deeplab_shards_png_images_included(foreign):
-    from tests.helpers.tinydata import tiny_cfg
-
-    from bibcrop.data.input_pipeline import make_dataset
+    from tests.helpers.tinydata import tiny_cfg, training_batches
 
     folder, counts = foreign
     cfg = tiny_cfg(f"paths.tfrecords={folder}")
-    images, labels = next(iter(make_dataset(cfg, "train", True, batch_size=7, seed=0)))
+    images, labels = next(iter(training_batches(cfg, "train", True, batch_size=7, seed=0)))
     assert images.shape[0] == 7 and labels.shape[0] == 7
     evaluated = list(iterate_split(folder, "val"))
     assert len(evaluated) == counts["val"]

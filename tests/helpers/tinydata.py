@@ -38,6 +38,16 @@ def tiny_cfg(*overrides: str):
     return compose_config([*TINY, *overrides])
 
 
+def training_batches(cfg, split: str, training: bool, batch_size: int, seed=None, shard=None):
+    """:func:`bibcrop.data.input_pipeline.make_dataset` with the settings and the TFRecord
+    folder of ``cfg``, as the train stage reads them."""
+    from bibcrop.data.input_pipeline import InputSettings, make_dataset
+    from bibcrop.project import resolve
+
+    tfrecords, settings = resolve(cfg.paths.tfrecords), InputSettings.from_cfg(cfg)
+    return make_dataset(tfrecords, settings, split, training, batch_size, seed, shard)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (for servers started by tests)."""
     import socket

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bibcrop.config import compose_config
-from bibcrop.model import build_model, features_model
+from bibcrop.model import ModelSettings, build_model, features_model
 from bibcrop.model.names import weight_table
 from tests.helpers.modelkit import reference_shapes
 from tests.helpers.tinydata import tiny_cfg
@@ -18,7 +18,7 @@ from tests.helpers.tinydata import tiny_cfg
     ],
 )  # fmt: skip
 def test_weights_map_one_to_one_onto_the_reference_checkpoint(overrides, reference, expected):
-    model = build_model(compose_config(overrides))
+    model = build_model(ModelSettings.from_cfg(compose_config(overrides)))
     ours = {r["official_name"]: tuple(r["shape"]) for r in weight_table(model)}
     assert ours == reference_shapes(reference)
     assert model.count_params() == expected
@@ -28,13 +28,15 @@ def test_default_is_the_original_lip_configuration_with_20_classes():
     cfg = compose_config([])
     assert (cfg.model.head.output_stride, list(cfg.model.head.atrous_rates)) == (16, [6, 12, 18])
     assert cfg.model.head.decoder_output_stride == 4
-    assert build_model(cfg).count_params() == 2_764_100
+    assert build_model(ModelSettings.from_cfg(cfg)).count_params() == 2_764_100
 
 
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 @pytest.mark.parametrize("size", [(33, 33), (50, 71), (65, 40)])
 def test_logits_come_back_at_the_input_size(output_stride, size):
-    model = build_model(tiny_cfg(f"model.head.output_stride={output_stride}"))
+    model = build_model(
+        ModelSettings.from_cfg(tiny_cfg(f"model.head.output_stride={output_stride}"))
+    )
     out = model(np.zeros((2, *size, 3), "float32"))
     assert tuple(out.shape) == (2, *size, 20)
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
@@ -42,7 +44,9 @@ def test_logits_come_back_at_the_input_size(output_stride, size):
 
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 def test_named_features_have_their_nominal_stride(output_stride):
-    model = features_model(tiny_cfg(f"model.head.output_stride={output_stride}"))
+    model = features_model(
+        ModelSettings.from_cfg(tiny_cfg(f"model.head.output_stride={output_stride}"))
+    )
     features = model(np.zeros((1, 64, 96, 3), "float32"))
     assert features["decoder"].shape[1:3] == (16, 24)
     for name, value in features.items():
@@ -77,7 +81,7 @@ def test_keras_file_round_trips_in_safe_mode(tiny_model, tmp_path):
 def test_mixed_precision_keeps_logits_float32():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        out = build_model(tiny_cfg())(np.zeros((1, 33, 33, 3), "float32"))
+        out = build_model(ModelSettings.from_cfg(tiny_cfg()))(np.zeros((1, 33, 33, 3), "float32"))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
@@ -85,13 +89,13 @@ def test_mixed_precision_keeps_logits_float32():
 
 def test_unknown_backbone_and_stride_are_refused():
     with pytest.raises(ValueError, match="choose one of mobilenetv2, xception65"):
-        build_model(tiny_cfg("model.backbone.name=resnet"))
+        build_model(ModelSettings.from_cfg(tiny_cfg("model.backbone.name=resnet")))
     with pytest.raises(ValueError, match="choose 8, 16 or 32"):
-        build_model(tiny_cfg("model.head.output_stride=4"))
+        build_model(ModelSettings.from_cfg(tiny_cfg("model.head.output_stride=4")))
 
 
 @pytest.mark.slow
 def test_xception65_builds_with_its_published_size():
-    model = build_model(compose_config(["model/backbone=xception65"]))
+    model = build_model(ModelSettings.from_cfg(compose_config(["model/backbone=xception65"])))
     assert 40_000_000 < model.count_params() < 42_500_000
     assert tuple(model(np.zeros((1, 65, 49, 3), "float32")).shape) == (1, 65, 49, 20)

@@ -17,9 +17,9 @@ SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, keras
     from bibcrop.config import compose_config
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     assert keras.backend.backend() == "jax"
-    model = build_model(compose_config(sys.argv[3:]))
+    model = build_model(ModelSettings.from_cfg(compose_config(sys.argv[3:])))
     model.load_weights(sys.argv[1])
     x = np.load(sys.argv[2])
     np.save(sys.argv[2] + ".out.npy", np.asarray(model(x, training=False)))
@@ -31,11 +31,11 @@ SCRIPT = textwrap.dedent(
 def test_jax_backend_gives_the_same_logits(tmp_path):
     import keras
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from tests.helpers.tinydata import tiny_cfg
 
     keras.utils.set_random_seed(7)
-    model = build_model(tiny_cfg())
+    model = build_model(ModelSettings.from_cfg(tiny_cfg()))
     weights = tmp_path / "w.weights.h5"
     model.save_weights(weights)
     x = np.random.default_rng(0).uniform(0, 255, (1, 49, 37, 3)).astype("float32")

@@ -28,7 +28,7 @@ def test_every_entry_point_takes_one_list_parameter_with_a_working_default(repo_
 def test_mlflow_run_crop_entry_point_offline(repo_root, tmp_path, store, client):
     import keras
 
-    from bibcrop.model import build_model
+    from bibcrop.model import ModelSettings, build_model
     from tests.helpers.tinydata import TINY
 
     project = tmp_path / "project"
@@ -38,7 +38,7 @@ def test_mlflow_run_crop_entry_point_offline(repo_root, tmp_path, store, client)
     shutil.copytree(repo_root / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     model = tmp_path / "model.keras"
     keras.utils.set_random_seed(0)
-    build_model(compose_config(TINY)).save(model)
+    build_model(ModelSettings.from_cfg(compose_config(TINY))).save(model)
     photo(tmp_path / "photos/a.png", size=(90, 70))
     overrides = " ".join(
         [

@@ -19,6 +19,7 @@ SCRIPT = textwrap.dedent("""
     from bibcrop.data.input_pipeline import make_dataset
     from bibcrop.data.tfrecords import build
     from bibcrop.training import runtime
+    from bibcrop.training.settings import TrainJob
     from bibcrop.training.trainer import build_training_model
 
     root, deterministic = Path(sys.argv[1]), sys.argv[2] == "on"
@@ -28,8 +29,9 @@ SCRIPT = textwrap.dedent("""
     cfg = compose_config([f"paths.tfrecords={root}/tf", "dataset.crop_size=[129,129]"])
     runtime.set_deterministic(deterministic)
     keras.utils.set_random_seed(0)
-    model = build_training_model(cfg)
-    model.fit(make_dataset(cfg, "train", True, 8, seed=0).repeat(), epochs=1,
+    job = TrainJob.from_cfg(cfg)
+    model = build_training_model(job)
+    model.fit(make_dataset(job.tfrecords, job.data, "train", True, 8, seed=0).repeat(), epochs=1,
               steps_per_epoch=12, verbose=0)
     weights = b"".join(np.asarray(w).tobytes() for w in model.weights)
     print(hashlib.sha256(weights).hexdigest())

@@ -157,8 +157,9 @@ def test_each_worker_reads_its_files_and_each_replica_a_share_of_the_global_batc
 ):
     import tensorflow as tf
 
-    from bibcrop.data.input_pipeline import make_dataset
+    from bibcrop.training.settings import TrainJob
     from bibcrop.training.trainer import worker_input
+    from tests.helpers.tinydata import training_batches
 
     cfg = deterministic_cfg(shards)  # global batch 4
     replicas = WORKERS * local_replicas
@@ -166,11 +167,11 @@ def test_each_worker_reads_its_files_and_each_replica_a_share_of_the_global_batc
     seen = []
     for worker in range(WORKERS):
         context = tf.distribute.InputContext(WORKERS, worker, replicas)
-        data = worker_input(cfg, start_step=0)(context)
+        data = worker_input(TrainJob.from_cfg(cfg), start_step=0)(context)
         batches = list(data.take(per_file // per_replica))  # one pass over its file
         assert {tuple(images.shape) for images, _ in batches} == {(per_replica, 33, 33, 3)}
         seen.append(image_keys(batches))
-    whole = image_keys(make_dataset(cfg, "train", True, batch_size=4, seed=cfg.seed))
+    whole = image_keys(training_batches(cfg, "train", True, batch_size=4, seed=cfg.seed))
     assert len(whole) == 8 and not set(seen[0]) & set(seen[1])  # disjoint shares
     assert sorted(seen[0] + seen[1]) == sorted(whole)  # that together are the data
 
@@ -178,14 +179,15 @@ def test_each_worker_reads_its_files_and_each_replica_a_share_of_the_global_batc
 def test_the_global_batch_must_divide_over_the_replicas(shards):
     import tensorflow as tf
 
+    from bibcrop.training.settings import TrainJob
     from bibcrop.training.trainer import check_global_batch, worker_input
 
-    cfg = deterministic_cfg(shards, "train.batch_size=6")
-    check_global_batch(cfg.train, 2)
+    job = TrainJob.from_cfg(deterministic_cfg(shards, "train.batch_size=6"))
+    check_global_batch(job.train, 2)
     with pytest.raises(ValueError, match="batch_size=6 is the global batch.*4 replicas"):
-        check_global_batch(cfg.train, 4)
+        check_global_batch(job.train, 4)
     with pytest.raises(ValueError, match="not divisible"):  # TensorFlow's own check
-        worker_input(cfg, 0)(tf.distribute.InputContext(2, 0, 4))
+        worker_input(job, 0)(tf.distribute.InputContext(2, 0, 4))
 
 
 def test_the_chief_and_the_lost_worker_are_named(monkeypatch):

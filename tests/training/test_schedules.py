@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 from omegaconf import OmegaConf
 
-from bibcrop.training.optim import NO_DECAY, build_optimizer, build_schedule
+from bibcrop.training.optim import NO_DECAY, OptimizerSettings, build_optimizer, build_schedule
 from bibcrop.training.schedules import LinearWarmup, poly_schedule
 
 
@@ -78,7 +78,7 @@ def _train_cfg(**overrides):
         weight_decay=4e-5,
         mixed_precision=None,
     )
-    return OmegaConf.create({**base, **overrides})
+    return OptimizerSettings.from_cfg(OmegaConf.create({**base, **overrides}))
 
 
 def test_default_recipe_is_sgd_momentum_with_poly_decay_and_decoupled_decay():

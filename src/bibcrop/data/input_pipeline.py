@@ -14,14 +14,39 @@ All pad values come from :class:`AugmentSettings`: ``augment.mean_pixel`` for im
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import tensorflow as tf
-from omegaconf import DictConfig
 
 from bibcrop.data.augment import AugmentSettings, source_window
 from bibcrop.data.lip_dataset import flip_with_swap
 from bibcrop.data.tfrecords import decode_record, parse_record, raw_records, shard_paths
 from bibcrop.imaging import decode_rgb8_tf
-from bibcrop.project import resolve
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """The training input: ``dataset.crop_size`` (h, w pixels), the augmentation
+    (:class:`AugmentSettings`), ``augment.shuffle_buffer`` (records) and, with
+    ``augment.on_device``, the ``augment.canvas`` square (pixels) the CPU pads to."""
+
+    crop_size: tuple[int, int]
+    augment: AugmentSettings
+    shuffle_buffer: int = 512
+    on_device: bool = False
+    canvas: int = 513
+
+    @classmethod
+    def from_cfg(cls, cfg) -> InputSettings:
+        aug = cfg.augment
+        return cls(
+            crop_size=tuple(int(v) for v in cfg.dataset.crop_size),
+            augment=AugmentSettings.from_cfg(cfg),
+            shuffle_buffer=int(aug.shuffle_buffer),
+            on_device=bool(aug.get("on_device", False)),
+            canvas=int(aug.get("canvas", 513)),
+        )
 
 
 def _scale(aug: AugmentSettings, seed):
@@ -49,12 +74,20 @@ def _sample(image, label, start, end, crop_size, aug: AugmentSettings):
     box = tf.concat([start / extent, end / extent], 0)[None]
     size = [int(crop_size[0]), int(crop_size[1])]
     crop_image = tf.image.crop_and_resize(
-        tf.cast(image, tf.float32)[None], box, [0], size,
-        method="bilinear", extrapolation_value=float(aug.mean_pixel),
+        tf.cast(image, tf.float32)[None],
+        box,
+        [0],
+        size,
+        method="bilinear",
+        extrapolation_value=float(aug.mean_pixel),
     )[0]
     crop_label = tf.image.crop_and_resize(
-        tf.cast(label, tf.float32)[None], box, [0], size,
-        method="nearest", extrapolation_value=float(aug.ignore_label),
+        tf.cast(label, tf.float32)[None],
+        box,
+        [0],
+        size,
+        method="nearest",
+        extrapolation_value=float(aug.ignore_label),
     )[0]
     return crop_image, tf.cast(crop_label[..., 0], tf.int32)
 
@@ -126,14 +159,21 @@ def to_canvas(image, label, canvas: int):
     shape = tf.shape(image)[:2]
     factor = tf.minimum(1.0, canvas / tf.cast(tf.reduce_max(shape), tf.float32))
     size = tf.maximum(1, tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32))
-    image = tf.cond(factor < 1.0, lambda: tf.cast(tf.round(tf.image.resize(image, size)),
-                    tf.uint8), lambda: image)
-    label = tf.cond(factor < 1.0, lambda: tf.image.resize(label, size, method="nearest"),
-                    lambda: label)
+    image = tf.cond(
+        factor < 1.0,
+        lambda: tf.cast(tf.round(tf.image.resize(image, size)), tf.uint8),
+        lambda: image,
+    )
+    label = tf.cond(
+        factor < 1.0, lambda: tf.image.resize(label, size, method="nearest"), lambda: label
+    )
     image = tf.image.pad_to_bounding_box(image, 0, 0, canvas, canvas)
     label = tf.image.pad_to_bounding_box(label, 0, 0, canvas, canvas)[..., 0]
-    return {"image": tf.ensure_shape(image, [canvas, canvas, 3]),
-            "label": tf.ensure_shape(label, [canvas, canvas]), "size": size}
+    return {
+        "image": tf.ensure_shape(image, [canvas, canvas, 3]),
+        "label": tf.ensure_shape(label, [canvas, canvas]),
+        "size": size,
+    }
 
 
 def shard_files(files: list, count: int, index: int) -> list:
@@ -150,19 +190,21 @@ def shard_files(files: list, count: int, index: int) -> list:
 
 
 def make_dataset(
-    cfg: DictConfig,
+    tfrecord_dir: Path,
+    s: InputSettings,
     split: str,
     training: bool,
     batch_size: int,
     seed: int | None = None,
     shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Training batches from ``paths.tfrecords``: (images float32 [B,h,w,3] in 0..255,
-    labels int32 [B,h,w]) at ``dataset.crop_size`` (h, w), augmented per
-    :class:`AugmentSettings`; with ``augment.on_device`` canvas dicts for
-    :mod:`bibcrop.training.device_augment` instead. Seeded: the same batches whatever the
-    parallelism. Evaluation reads full-size images with
-    :func:`bibcrop.data.tfrecords.iterate_split`, so ``training=False`` is refused.
+    """Training batches from the ``split`` shards in ``tfrecord_dir``: (images float32
+    [B,h,w,3] in 0..255, labels int32 [B,h,w]) at ``s.crop_size`` (h, w), augmented per
+    ``s.augment``; with ``s.on_device`` canvas dicts (``image`` uint8 [B,c,c,3], ``label``
+    uint8 [B,c,c], ``size`` int32 [B,2]) for :mod:`bibcrop.training.device_augment`
+    instead. Seeded: the same batches whatever the parallelism. Evaluation reads full-size
+    images with :func:`bibcrop.data.tfrecords.iterate_split`, so ``training=False`` is
+    refused (ValueError).
 
     ``shard=(count, index)`` reads only this worker's files (:func:`shard_files`) and
     keys the per-sample randomness on the record's index across all workers, so two
@@ -173,18 +215,16 @@ def make_dataset(
             "make_dataset builds training batches; evaluation reads full-size images with "
             "bibcrop.data.tfrecords.iterate_split"
         )
-    aug = cfg.augment
-    settings = AugmentSettings.from_cfg(cfg)
-    files = shard_paths(resolve(cfg.paths.tfrecords), split)
+    files = shard_paths(Path(tfrecord_dir), split)
     workers, worker = shard or (1, 0)
     files = shard_files(files, workers, worker)
     deterministic = seed is not None
     base_seed = int(seed if seed is not None else tf.random.uniform((), 0, 2**31 - 1))
     records = raw_records(files, training, seed)
-    records = records.shuffle(int(aug.shuffle_buffer), seed=seed)
-    if aug.get("on_device", False):
+    records = records.shuffle(s.shuffle_buffer, seed=seed)
+    if s.on_device:
         # decode + pad only; DeviceAugment does scale, crop and flip in the training step
-        canvas = int(aug.canvas)
+        canvas = s.canvas
         samples = records.map(
             lambda r: (lambda d: to_canvas(d["image"], d["label"], canvas))(decode_record(r)),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -192,13 +232,13 @@ def make_dataset(
         )
     else:
         # Shuffle the small serialized records, then parse + decode + augment in one map.
-        crop = tuple(cfg.dataset.crop_size)
+        crop = s.crop_size
 
         def train_map(index, serialized):
             parsed = parse_record(serialized)
             global_index = index * workers + worker  # unique across the workers
             sample_seed = tf.stack([tf.constant(base_seed, tf.int64), global_index])
-            return augment_encoded(parsed, crop, settings, sample_seed)
+            return augment_encoded(parsed, crop, s.augment, sample_seed)
 
         samples = records.enumerate().map(
             train_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic

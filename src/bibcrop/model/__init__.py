@@ -4,7 +4,21 @@ Importing the package registers the custom layers, so ``.keras`` files reload wi
 ``safe_mode=True``.
 """
 
-from bibcrop.model.deeplab import build_model, features_model
+from bibcrop.model.deeplab import (
+    BackboneSettings,
+    HeadSettings,
+    ModelSettings,
+    build_model,
+    features_model,
+)
 from bibcrop.model.layers import BroadcastLike, ResizeLike
 
-__all__ = ["BroadcastLike", "ResizeLike", "build_model", "features_model"]
+__all__ = [
+    "BackboneSettings",
+    "BroadcastLike",
+    "HeadSettings",
+    "ModelSettings",
+    "ResizeLike",
+    "build_model",
+    "features_model",
+]

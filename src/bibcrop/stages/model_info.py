@@ -11,12 +11,12 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from bibcrop.model import build_model
+from bibcrop.model import ModelSettings, build_model
 from bibcrop.model.names import weight_table
 
 
 def describe(cfg: DictConfig, official_names: bool = False) -> dict:
-    model = build_model(cfg)
+    model = build_model(ModelSettings.from_cfg(cfg))
     rows = weight_table(model)
     weights = []
     for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 
 from bibcrop.training.schedules import poly_schedule
@@ -10,35 +12,66 @@ from bibcrop.training.schedules import poly_schedule
 NO_DECAY = ["gamma", "beta", "bias", "moving_mean", "moving_variance"]
 
 
-def build_schedule(train_cfg) -> keras.optimizers.schedules.LearningRateSchedule:
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """``train.*`` of the optimizer: its name, the poly schedule (``base_learning_rate``
+    over ``steps`` optimizer steps, ``learning_power``, ``warmup_steps``), SGD's
+    ``momentum``, decoupled ``weight_decay`` (0 = none) and ``mixed_precision``
+    (``fp16`` adds loss scaling)."""
+
+    base_learning_rate: float
+    steps: int
+    optimizer: str = "sgd"
+    learning_power: float = 0.9
+    warmup_steps: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    mixed_precision: str | None = None
+
+    @classmethod
+    def from_cfg(cls, train) -> OptimizerSettings:
+        return cls(
+            base_learning_rate=float(train.base_learning_rate),
+            steps=int(train.steps),
+            optimizer=str(train.optimizer),
+            learning_power=float(train.learning_power),
+            warmup_steps=int(train.warmup_steps),
+            momentum=float(train.momentum),
+            weight_decay=float(train.weight_decay),
+            mixed_precision=train.get("mixed_precision"),
+        )
+
+
+def build_schedule(s: OptimizerSettings) -> keras.optimizers.schedules.LearningRateSchedule:
     return poly_schedule(
-        base_learning_rate=train_cfg.base_learning_rate,
-        total_steps=train_cfg.steps,
-        power=train_cfg.learning_power,
-        warmup_steps=train_cfg.warmup_steps,
+        base_learning_rate=s.base_learning_rate,
+        total_steps=s.steps,
+        power=s.learning_power,
+        warmup_steps=s.warmup_steps,
     )
 
 
-def build_optimizer(train_cfg) -> keras.optimizers.Optimizer:
-    """``train.optimizer`` picks ``sgd`` (the original), ``adam`` or ``adamw`` by name.
+def build_optimizer(s: OptimizerSettings) -> keras.optimizers.Optimizer:
+    """``s.optimizer`` picks ``sgd`` (the original), ``adam`` or ``adamw`` by name
+    (ValueError for another).
 
     Weight decay is Keras' decoupled decay (``weight_decay``), excluded from batch-norm
     parameters and biases.
     """
-    schedule = build_schedule(train_cfg)
-    name = str(train_cfg.optimizer).lower()
-    decay = float(train_cfg.weight_decay) or None
+    schedule = build_schedule(s)
+    name = s.optimizer.lower()
+    decay = s.weight_decay or None
     if name == "sgd":
-        opt = keras.optimizers.SGD(schedule, momentum=train_cfg.momentum, weight_decay=decay)
+        opt = keras.optimizers.SGD(schedule, momentum=s.momentum, weight_decay=decay)
     elif name == "adam":
         opt = keras.optimizers.Adam(schedule, weight_decay=decay)
     elif name == "adamw":
         opt = keras.optimizers.AdamW(schedule, weight_decay=decay or 0.0)
     else:
-        raise ValueError(f"train.optimizer={train_cfg.optimizer!r}: choose sgd, adam or adamw")
+        raise ValueError(f"train.optimizer={s.optimizer!r}: choose sgd, adam or adamw")
     if decay:
         opt.exclude_from_weight_decay(var_names=NO_DECAY)
-    if train_cfg.get("mixed_precision") == "fp16":
+    if s.mixed_precision == "fp16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
 

@@ -1,4 +1,6 @@
-"""One training run: model, data, optimizer, checkpoints and tracking wired from config.
+"""One training run: model, data, optimizer, checkpoints and tracking, from a
+:class:`~bibcrop.training.settings.TrainJob` (typed settings and paths; the train stage
+reads the config) and the stage's :class:`RunTracking`.
 
 Training counts optimizer steps, as the original DeepLab did. Keras ``fit`` runs
 epochs of ``checkpoint_every`` steps each, so an epoch end is a checkpoint (Keras
@@ -13,82 +15,104 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from bibcrop import atomic
+from bibcrop.data.input_pipeline import InputSettings
 from bibcrop.data.shard_check import check_checksums
 from bibcrop.layout import MODEL_FILE, RUN_FILE
-from bibcrop.project import project_root, resolve
-from bibcrop.tracking.lineage import data_hash, run_name
+from bibcrop.model import ModelSettings
 from bibcrop.training import checkpoints, runtime
 from bibcrop.training.callbacks import StepProgress, StopAtStep
-from bibcrop.training.fingerprint import fingerprint, prepare_backup
+from bibcrop.training.fingerprint import prepare_backup
 from bibcrop.training.guards import NanGuard, check_label_range
 from bibcrop.training.losses import DeepLabLoss
 from bibcrop.training.optim import build_optimizer, freeze_batch_norm
+from bibcrop.training.settings import TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
 
 
-def check_train_config(train: DictConfig) -> None:
-    """Refuse settings that would silently train something else than asked."""
+@dataclass(frozen=True)
+class RunTracking:
+    """How the chief tracks a run, built by the stage (which holds the config):
+    ``open_run(backup_dir)`` is the MLflow run context (a resumed run continues the one
+    recorded in ``backup_dir``), ``inputs()`` the fingerprint of the run's config, data and
+    code (:mod:`.fingerprint`; called after the data checks, which may write the manifest),
+    and metrics are logged every ``log_every_n_steps`` steps."""
+
+    open_run: Callable[[Path], AbstractContextManager]
+    inputs: Callable[[], dict]
+    log_every_n_steps: int = 10
+
+
+def check_train_config(train: TrainSettings) -> None:
+    """Refuse settings that would silently train something else than asked (ValueError)."""
     for key in ("steps", "batch_size", "checkpoint_every"):
-        if int(train[key]) <= 0:
-            raise ValueError(f"train.{key}={train[key]} must be positive")
+        if getattr(train, key) <= 0:
+            raise ValueError(f"train.{key}={getattr(train, key)} must be positive")
 
 
-def compile_model(model: keras.Model, cfg: DictConfig) -> keras.Model:
-    """Optimizer and DeepLab loss; hard-pixel mining reads the optimizer's step counter."""
-    train = cfg.train
-    optimizer = build_optimizer(train)
+def compile_model(model: keras.Model, train: TrainSettings, num_classes: int, ignore_label: int):
+    """Optimizer and DeepLab loss over ``num_classes`` classes (label ``ignore_label`` not
+    scored); hard-pixel mining reads the optimizer's step counter. Returns ``model``."""
+    optimizer = build_optimizer(train.optimizer)
     weights = train.class_weights
     loss = DeepLabLoss(
-        num_classes=cfg.dataset.num_classes,
-        ignore_label=cfg.dataset.ignore_label,
+        num_classes=num_classes,
+        ignore_label=ignore_label,
         top_k_percent_pixels=train.top_k_percent_pixels,
         hard_example_mining_step=train.hard_example_mining_step,
         class_weights=list(weights) if weights is not None else None,
         step_variable=optimizer.iterations,
     )
-    model.compile(optimizer=optimizer, loss=loss, jit_compile=bool(train.xla))
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=train.xla)
     return model
 
 
-def build_training_model(cfg: DictConfig) -> keras.Model:
-    """The model with any starting weights and the batch-norm policy applied."""
+def build_training_model(job: TrainJob) -> keras.Model:
+    """The model with any starting weights and the batch-norm policy applied, compiled."""
     from bibcrop.model import build_model
     from bibcrop.training.warm_start import load_initial_weights
 
-    model = build_model(cfg)
-    load_initial_weights(model, cfg)
-    if not cfg.train.fine_tune_batch_norm:
+    model = build_model(job.model)
+    load_initial_weights(model, job.train.warm_start)
+    if not job.train.fine_tune_batch_norm:
         log.info(
             "froze %d batch-norm layers (fine_tune_batch_norm=false)", freeze_batch_norm(model)
         )
-    return compile_model(model, cfg)
+    return compile_model(model, job.train, *_classes(job.model, job.data))
 
 
-def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
-    """The model ``fit`` drives: the model itself, or with ``augment.on_device`` a wrapper
+def _classes(model: ModelSettings, data: InputSettings) -> tuple[int, int]:
+    return model.num_classes, data.augment.ignore_label
+
+
+def for_fit(
+    model: keras.Model, data: InputSettings, train: TrainSettings, num_classes: int
+) -> keras.Model:
+    """The model ``fit`` drives: the model itself, or with ``data.on_device`` a wrapper
     that augments on the accelerator first (same optimizer, loss and step counter)."""
-    aug = cfg.augment
-    if not aug.get("on_device", False):
+    if not data.on_device:
         return model
     import numpy as np
 
     from bibcrop.training.device_augment import AugmentingModel, DeviceAugment
 
+    aug = data.augment
     augment = DeviceAugment(
-        cfg.dataset.crop_size, aug.min_scale, aug.max_scale, aug.scale_step, aug.flip,
-        aug.mean_pixel, cfg.dataset.num_classes, seed=int(cfg.seed),
-        ignore_label=int(cfg.dataset.ignore_label),
+        data.crop_size, aug.min_scale, aug.max_scale, aug.scale_step, aug.flip,
+        aug.mean_pixel, num_classes, seed=train.seed, ignore_label=aug.ignore_label,
     )  # fmt: skip
     wrapper = AugmentingModel(model, augment, model.loss)
-    wrapper.compile(optimizer=model.optimizer, jit_compile=bool(cfg.train.xla))
-    canvas = int(aug.canvas)
+    wrapper.compile(optimizer=model.optimizer, jit_compile=train.xla)
+    canvas = data.canvas
     wrapper(
         {
             "image": np.zeros((1, canvas, canvas, 3), "uint8"),
@@ -100,19 +124,18 @@ def for_fit(model: keras.Model, cfg: DictConfig) -> keras.Model:
 
 
 def _callbacks(
-    cfg: DictConfig, backup: checkpoints.StepBackup, chief: bool
+    train: TrainSettings, every: int, backup: checkpoints.StepBackup, chief: bool
 ) -> list[keras.callbacks.Callback]:
-    from bibcrop.tracking import MlflowMetricsCallback, settings_from
+    from bibcrop.tracking import MlflowMetricsCallback
 
-    every = settings_from(cfg).log_every_n_steps
-    metrics = MlflowMetricsCallback(every_n_steps=every, global_batch_size=cfg.train.batch_size)
+    metrics = MlflowMetricsCallback(every_n_steps=every, global_batch_size=train.batch_size)
     # NanGuard first: a NaN step ends training before any checkpoint of it; StopAtStep
     # before the backup: a cut last epoch ends at `steps` and is saved there
-    chief_only = [metrics, StepProgress(cfg.train.steps)] if chief else []
-    return [NanGuard(), StopAtStep(cfg.train.steps), backup, *chief_only]
+    chief_only = [metrics, StepProgress(train.steps)] if chief else []
+    return [NanGuard(), StopAtStep(train.steps), backup, *chief_only]
 
 
-def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int = 1):
+def training_data(job: TrainJob, start_step: int, strategy=None, workers: int = 1):
     """The repeated training batches ``fit`` reads, for this process.
 
     One worker: ``train.batch_size`` (the global batch) per step, seeded with
@@ -121,13 +144,14 @@ def training_data(cfg: DictConfig, start_step: int, strategy=None, workers: int 
     """
     from bibcrop.data.input_pipeline import make_dataset
 
-    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
+    batch, seed = job.train.batch_size, job.train.seed + start_step
     if workers <= 1:
-        return make_dataset(cfg, "train", training=True, batch_size=batch, seed=seed).repeat()
-    return strategy.distribute_datasets_from_function(worker_input(cfg, start_step))
+        data = make_dataset(job.tfrecords, job.data, "train", True, batch, seed=seed)
+        return data.repeat()
+    return strategy.distribute_datasets_from_function(worker_input(job, start_step))
 
 
-def worker_input(cfg: DictConfig, start_step: int):
+def worker_input(job: TrainJob, start_step: int):
     """``fn(tf.distribute.InputContext) -> tf.data.Dataset`` for one worker of a cluster.
 
     The worker reads its share of the TFRecord files (``input_pipeline_id`` of
@@ -137,43 +161,47 @@ def worker_input(cfg: DictConfig, start_step: int):
     """
     from bibcrop.data.input_pipeline import make_dataset
 
-    batch, seed = int(cfg.train.batch_size), int(cfg.seed) + start_step
+    batch, seed = job.train.batch_size, job.train.seed + start_step
 
     def per_worker(context):
         shard = (context.num_input_pipelines, context.input_pipeline_id)
         per_replica = context.get_per_replica_batch_size(batch)
-        return make_dataset(cfg, "train", True, per_replica, seed=seed, shard=shard).repeat()
+        data = make_dataset(
+            job.tfrecords, job.data, "train", True, per_replica, seed=seed, shard=shard
+        )
+        return data.repeat()
 
     return per_worker
 
 
 def fit(
     model: keras.Model,
-    cfg: DictConfig,
+    job: TrainJob,
     start_step: int,
     backup: checkpoints.StepBackup,
     strategy=None,
     worker=None,
+    log_every_n_steps: int = 10,
 ) -> dict:
     """Run the remaining steps; returns the last logs and the measured images/s."""
     from bibcrop.training.distributed import Worker
 
     worker = worker or Worker()
-    train = cfg.train
-    interval = int(train.checkpoint_every)
+    train = job.train
+    interval = train.checkpoint_every
     total_epochs = -(-train.steps // interval)  # the last one may be cut short at `steps`
     first_epoch = start_step // interval
     if start_step >= train.steps:
         log.info("all %d steps already done (checkpoint at step %d)", train.steps, start_step)
         return {"steps_run": 0}
-    data = training_data(cfg, start_step, strategy, worker.count)
+    data = training_data(job, start_step, strategy, worker.count)
     started = time.perf_counter()
     history = model.fit(
         data,
         epochs=total_epochs,
         initial_epoch=first_epoch,
         steps_per_epoch=interval,
-        callbacks=_callbacks(cfg, backup, worker.is_chief),
+        callbacks=_callbacks(train, log_every_n_steps, backup, worker.is_chief),
         verbose=0,  # StepProgress shows steps, rate and ETA
     )
     seconds = time.perf_counter() - started
@@ -187,56 +215,60 @@ def fit(
     }
 
 
-def recalibrate_statistics(model: keras.Model, cfg: DictConfig) -> int:
+def recalibrate_statistics(model: keras.Model, job: TrainJob) -> int:
+    """Re-estimate the batch-norm statistics over ``train.bn_recalibration_batches`` plain
+    (CPU-augmented) training batches; returns how many ran (0: off)."""
     from bibcrop.data.input_pipeline import make_dataset
     from bibcrop.training.bn_recalibration import recalibrate
 
-    count = int(cfg.train.get("bn_recalibration_batches", 0) or 0)
+    count = job.train.bn_recalibration_batches
     if count <= 0:
         return 0
-    on_cpu = OmegaConf.merge(cfg, {"augment": {"on_device": False}})  # plain batches here
-    data = make_dataset(on_cpu, "train", True, cfg.train.batch_size, seed=cfg.seed + 1).repeat()
+    on_cpu = replace(job.data, on_device=False)  # plain batches here
+    batch, seed = job.train.batch_size, job.train.seed + 1
+    data = make_dataset(job.tfrecords, on_cpu, "train", True, batch, seed=seed).repeat()
     return recalibrate(model, data, count)
 
 
-def train(cfg: DictConfig) -> dict:
-    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``.
+def train(job: TrainJob, tracking: RunTracking) -> dict:
+    """Train (or resume) inside a tracked MLflow run; writes ``model.keras`` and ``run.json``
+    into ``job.output_dir``; returns the run's summary (``run_id``, ``global_step``,
+    ``resumed_from_step``, final loss, images/s ...).
 
     With ``train.strategy=multi_worker`` every worker runs this; only the chief tracks,
     checkpoints and writes outputs (see :mod:`.distributed`); the others return their
-    summary without a run id.
+    summary without a run id. Raises ValueError for settings that cannot train as asked,
+    and the data checks' errors (shards that differ from the manifest, labels out of range).
     """
     from bibcrop.training.distributed import worker_of
 
-    check_train_config(cfg.train)
-    strategy = runtime.make_strategy(cfg.train.strategy)  # before any TF op: collectives
+    t = job.train
+    check_train_config(t)
+    strategy = runtime.make_strategy(t.strategy)  # before any TF op: collectives
     worker = worker_of(strategy)
-    check_global_batch(cfg.train, strategy.num_replicas_in_sync if strategy else 1)
-    check_checksums(resolve(cfg.paths.tfrecords))
-    check_label_range(
-        resolve(cfg.paths.tfrecords), int(cfg.dataset.num_classes), int(cfg.dataset.ignore_label)
-    )
-    runtime.set_deterministic(bool(cfg.train.get("deterministic", False)))
-    runtime.set_precision(cfg.train.mixed_precision)
-    output, backup = resolve(cfg.train.output_dir), resolve(cfg.train.backup_dir)
+    check_global_batch(t, strategy.num_replicas_in_sync if strategy else 1)
+    check_checksums(job.tfrecords)
+    check_label_range(job.tfrecords, *_classes(job.model, job.data))
+    runtime.set_deterministic(t.deterministic)
+    runtime.set_precision(t.mixed_precision)
+    output, backup = job.output_dir, job.backup_dir
     if not worker.is_chief:
         with tempfile.TemporaryDirectory(prefix=f"bibcrop-worker{worker.index}-") as scratch:
-            return _train(cfg, strategy, worker, Path(scratch), backup, run=None)
+            return _train(job, tracking, strategy, worker, Path(scratch), run=None)
     backup.mkdir(parents=True, exist_ok=True)
-    prepare_backup(backup, fingerprint(cfg, data_hash(cfg, project_root())))
-    from bibcrop.tracking import log_manifest_input, tracked_run
+    prepare_backup(backup, tracking.inputs())
+    from bibcrop.tracking import log_manifest_input
 
-    name = run_name(cfg, "train")
-    with tracked_run(cfg, state_dir=backup, run_name=name, tags={"stage": "train"}) as run:
-        log_manifest_input(resolve(cfg.paths.tfrecords) / "manifest.json", run.info.run_id)
-        result = _train(cfg, strategy, worker, output, backup, run)
+    with tracking.open_run(backup) as run:
+        log_manifest_input(job.tfrecords / "manifest.json", run.info.run_id)
+        result = _train(job, tracking, strategy, worker, output, run)
         atomic.write_json(output / RUN_FILE, result)
     summary = OmegaConf.to_yaml(OmegaConf.create(result))
     log.info("trained to step %d: %s", result["global_step"], summary)
     return result
 
 
-def check_global_batch(train: DictConfig, replicas: int) -> None:
+def check_global_batch(train: TrainSettings, replicas: int) -> None:
     """``train.batch_size`` is the global batch: every replica must get an equal share."""
     if train.batch_size % replicas:
         raise ValueError(
@@ -246,28 +278,29 @@ def check_global_batch(train: DictConfig, replicas: int) -> None:
         )
 
 
-def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -> dict:
+def _train(job: TrainJob, tracking: RunTracking, strategy, worker, output: Path, run) -> dict:
     """Build, resume, fit and save; ``output`` is a scratch folder on a non-chief worker,
-    which also resumes from a copy of the chief's ``backup`` there."""
+    which also resumes from a copy of the chief's ``job.backup_dir`` there."""
     from bibcrop.training import distributed
 
+    backup = job.backup_dir
     # seeded here, after the MLflow run exists: MLflow draws run names and ids from `random`
-    keras.utils.set_random_seed(int(cfg.seed))  # initial weights and dropout, per cfg.seed
+    keras.utils.set_random_seed(job.train.seed)  # initial weights and dropout, per seed
     with runtime.scope(strategy):
-        model = build_training_model(cfg)
-        runner = for_fit(model, cfg)
+        model = build_training_model(job)
+        runner = for_fit(model, job.data, job.train, job.model.num_classes)
         runner.optimizer.build(runner.trainable_variables)  # so the restore fills its state
     if worker.count > 1:
         distributed.barrier(strategy)  # the chief has cleared or kept its checkpoints by now
     if not worker.is_chief:
         checkpoints.copy_backup(backup, output / "backup")
         backup = output / "backup"
-    saver = checkpoints.StepBackup(backup, int(cfg.train.checkpoint_every))
+    saver = checkpoints.StepBackup(backup, job.train.checkpoint_every)
     start = saver.restore(runner)
     if start:
-        log.info("resuming at step %d of %d", start, cfg.train.steps)
+        log.info("resuming at step %d of %d", start, job.train.steps)
     try:
-        summary = fit(runner, cfg, start, saver, strategy, worker)
+        summary = fit(runner, job, start, saver, strategy, worker, tracking.log_every_n_steps)
     except Exception as err:
         if worker.count > 1 and isinstance(err, distributed.PEER_ERRORS):
             step = checkpoints.optimizer_step(runner)
@@ -275,7 +308,7 @@ def _train(cfg: DictConfig, strategy, worker, output: Path, backup: Path, run) -
             message = distributed.lost_peer_message(err, step, saver.saved_step, run_id, worker)
             raise distributed.WorkerLostError(message) from err
         raise
-    summary["bn_recalibration_batches"] = recalibrate_statistics(model, cfg)
+    summary["bn_recalibration_batches"] = recalibrate_statistics(model, job)
     step = checkpoints.optimizer_step(runner)
     with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
         model.save(tmp)  # every worker saves (collectives); a non-chief into its scratch
