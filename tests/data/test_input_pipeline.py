@@ -1,7 +1,8 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
-import dataclasses
 
 from bibcrop.config import compose_config
 from bibcrop.data.augment import AugmentSettings

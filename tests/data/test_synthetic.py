@@ -6,9 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
+from bibcrop.data.lip_dataset import CLASS_IDS
 from bibcrop.data.synthetic import draw_person, write_lip_archives, write_race_photos
 from bibcrop.data.synthetic.archives import IMAGES, LABELS
-from bibcrop.data.lip_dataset import CLASS_IDS
 
 LIP = OmegaConf.create(
     {"num_train": 6, "num_val": 3, "min_side": 60, "max_side": 110,

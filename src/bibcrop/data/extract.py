@@ -14,14 +14,12 @@ on the same input rewrite the same bytes and delete files a previous run left be
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-
 
 from bibcrop.atomic import remove_stale_temps, write_bytes, write_text
 from bibcrop.data.discovery import (
@@ -36,8 +34,8 @@ from bibcrop.data.discovery import (
 from bibcrop.data.safezip import ZipLimits, extract_archives, remove_stale_dirs
 from bibcrop.data.validation import PairProblem, validate_pair
 from bibcrop.data.workers import usable_cores
-from bibcrop.project import resolve
 from bibcrop.progress import progress
+from bibcrop.project import resolve
 
 WORK_DIR = ".work"  # under paths.extracted; removed after a successful run
 

@@ -143,14 +143,16 @@ def write_shard(job: ShardJob) -> dict:
     import tensorflow as tf
 
     split_dir, target = Path(job.split_dir), Path(job.target)
-    with atomic.atomic_path(target, suffix=".tfrecord") as tmp:
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for sample_id in job.ids:
-                image = (split_dir / "images" / f"{sample_id}.jpg").read_bytes()
-                label = (split_dir / "labels" / f"{sample_id}.png").read_bytes()
-                with Image.open(split_dir / "images" / f"{sample_id}.jpg") as header:
-                    width, height = header.size
-                writer.write(example_bytes(image, label, sample_id, height, width))
+    with (
+        atomic.atomic_path(target, suffix=".tfrecord") as tmp,
+        tf.io.TFRecordWriter(str(tmp)) as writer,
+    ):
+        for sample_id in job.ids:
+            image = (split_dir / "images" / f"{sample_id}.jpg").read_bytes()
+            label = (split_dir / "labels" / f"{sample_id}.png").read_bytes()
+            with Image.open(split_dir / "images" / f"{sample_id}.jpg") as header:
+                width, height = header.size
+            writer.write(example_bytes(image, label, sample_id, height, width))
     data = target.read_bytes()
     return {
         "file": target.name,

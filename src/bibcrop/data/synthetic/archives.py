@@ -53,7 +53,9 @@ def sample_ids(seed: int, split_index: int, count: int) -> list[str]:
     return sorted(ids)
 
 
-def person_sample(seed: int, split_index: int, index: int, lip_cfg) -> tuple[np.ndarray, np.ndarray, bool]:
+def person_sample(
+    seed: int, split_index: int, index: int, lip_cfg
+) -> tuple[np.ndarray, np.ndarray, bool]:
     rng = np.random.default_rng([seed, split_index, index])
     height = int(rng.integers(lip_cfg.min_side, lip_cfg.max_side + 1))
     width = int(np.clip(height * rng.uniform(0.5, 0.95), lip_cfg.min_side * 0.6, lip_cfg.max_side))
@@ -61,7 +63,9 @@ def person_sample(seed: int, split_index: int, index: int, lip_cfg) -> tuple[np.
     return image, labels, bool(rng.random() < lip_cfg.grayscale_fraction)
 
 
-def split_members(seed: int, split_index: int, split: str, count: int, lip_cfg) -> tuple[dict, dict]:
+def split_members(
+    seed: int, split_index: int, split: str, count: int, lip_cfg
+) -> tuple[dict, dict]:
     image_members, label_members = {}, {}
     ids = sample_ids(seed, split_index, count)
     for index, sample_id in enumerate(ids):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bibcrop.data.synthetic.bibs import draw_bib
 from bibcrop.data.lip_dataset import CLASS_IDS as C
+from bibcrop.data.synthetic.bibs import draw_bib
 
 SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36))
 HAIR = ((20, 20, 20), (70, 45, 20), (120, 80, 40), (200, 170, 100), (150, 150, 150))

@@ -2,11 +2,12 @@
 
 Writes ``photos/<name>.jpg``, ``labels/<name>.png`` (the LIP label map of the whole photo,
 the truth for the crop stage), ``instances/<name>.png`` (which runner owns each pixel:
-0 background, k runner k, the truth for runner-level metrics) and ``bibs.csv``: ``filename,x_min,y_min,x_max,y_max,class``
-without header, class ``bib_number``, filename relative to ``photos/``. Boxes are integer
-pixels in the photo's frame (x right, y down, origin top-left) with max exclusive. A bib
-covered by a later runner or an arm is written only when at least 90% of it stays
-visible (with its full box); the rest are left out, as an annotator would skip them.
+0 background, k runner k, the truth for runner-level metrics) and ``bibs.csv``:
+``filename,x_min,y_min,x_max,y_max,class`` without header, class ``bib_number``, filename
+relative to ``photos/``. Boxes are integer pixels in the photo's frame (x right, y down,
+origin top-left) with max exclusive. A bib covered by a later runner or an arm is written
+only when at least 90% of it stays visible (with its full box); the rest are left out, as
+an annotator would skip them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from bibcrop import atomic
+from bibcrop.data.lip_dataset import CLASS_IDS
 from bibcrop.data.synthetic.background import paint_background
 from bibcrop.data.synthetic.person import Canvas, draw_runner
-from bibcrop.data.lip_dataset import CLASS_IDS
 
 BIB_CLASS = "bib_number"
 MIN_VISIBLE = 0.9
