@@ -46,9 +46,24 @@ def choice(cfg: DictConfig, key: str, choices) -> None:
 
 
 def folder(cfg: DictConfig, key: str, fix: str) -> Path:
-    path = resolve(_value(cfg, key))
+    value = _value(cfg, key)
+    if value is None:
+        raise ConfigError(key, "null", "not set", fix)
+    path = resolve(value)
     if not path.is_dir():
         problem = "is a file, not a folder" if path.exists() else "no such folder"
+        raise _invalid(cfg, key, problem, fix)
+    return path
+
+
+def file(cfg: DictConfig, key: str, fix: str) -> Path:
+    """A path that must name an existing file."""
+    value = _value(cfg, key)
+    if value is None:
+        raise ConfigError(key, "null", "not set", fix)
+    path = resolve(value)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "no such file"
         raise _invalid(cfg, key, problem, fix)
     return path
 
@@ -105,6 +120,19 @@ def _crop(cfg: DictConfig) -> None:
         )
 
 
+def crop_truth(cfg: DictConfig) -> tuple[Path, Path]:
+    """``crop.truth_labels`` (a folder of truth label maps) and ``crop.annotations`` (the
+    bib CSV) for ``bibcrop crop-truth``: both must be set and exist."""
+    labels = folder(
+        cfg,
+        "crop.truth_labels",
+        "point it at the photos' truth label maps <stem>.png "
+        "(`bibcrop synthesize` writes them to ${paths.synthetic}/race/labels)",
+    )
+    bibs = file(cfg, "crop.annotations", "point it at the bib CSV")
+    return labels, bibs
+
+
 def _extract(cfg: DictConfig) -> None:
     folder(
         cfg,
@@ -140,6 +168,7 @@ CHECKS = {
     "evaluate": tfrecord_folder,
     "manifest": tfrecord_folder,
     "crop": _crop,
+    "crop-truth": crop_truth,
 }
 
 

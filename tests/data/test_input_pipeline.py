@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from bibcrop.config import compose_config
 from bibcrop.data.augment import AugmentSettings
-from bibcrop.data.input_pipeline import augment, flip_pair
+from bibcrop.data.input_pipeline import InputSettings, augment, flip_pair
 from bibcrop.data.lip_dataset import CLASS_IDS
 from tests.helpers.tinydata import training_batches
 
@@ -48,6 +48,14 @@ def test_labels_stay_in_the_label_set_under_any_scale():
 @pytest.fixture
 def cfg(shards):
     return compose_config([f"paths.tfrecords={shards}", "dataset.crop_size=[17,17]"])
+
+
+def test_input_settings_read_the_canvas_from_config_with_no_fallback():
+    from omegaconf.errors import ConfigAttributeError
+
+    assert InputSettings.from_cfg(compose_config(["augment.canvas=65"])).canvas == 65
+    with pytest.raises(ConfigAttributeError, match="augment.canvas"):
+        InputSettings.from_cfg(compose_config(["~augment.canvas"]))
 
 
 def test_seeded_pipeline_repeats_exactly(cfg):

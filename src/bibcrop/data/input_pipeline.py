@@ -45,7 +45,7 @@ class InputSettings:
             augment=AugmentSettings.from_cfg(cfg),
             shuffle_buffer=int(aug.shuffle_buffer),
             on_device=bool(aug.get("on_device", False)),
-            canvas=int(aug.get("canvas", 513)),
+            canvas=int(aug.canvas),
         )
 
 
