@@ -103,3 +103,20 @@ def test_race_photos_and_bib_csv(tmp_path):
         garment = labels[y0:y1, x0:x1]
         torso = [CLASS_IDS[n] for n in ("UpperClothes", "Coat", "Dress", "Jumpsuits")]
         assert np.isin(garment, torso).mean() > 0.5
+
+
+def test_coats_are_worn_open_over_a_shirt():
+    """A coat shows the UpperClothes underneath in its middle, as most LIP coats do."""
+    coats = 0
+    for seed in range(60):
+        _, labels = draw_person(np.random.default_rng(seed), 260, 160)
+        coat = labels == CLASS_IDS["Coat"]
+        if coat.sum() < 200:
+            continue
+        coats += 1
+        rows = np.flatnonzero(coat.any(axis=1))
+        mid = rows[len(rows) // 2]
+        cols = np.flatnonzero(coat[mid])
+        between = labels[mid, cols.min() : cols.max() + 1]
+        assert (between == CLASS_IDS["UpperClothes"]).any(), f"seed {seed}: coat closed"
+    assert coats >= 3

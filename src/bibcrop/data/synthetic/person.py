@@ -110,7 +110,7 @@ def _legs(canvas, rng, cx, hip_y, foot_y, half, garment, skirt, owner):
         )
 
 
-def _arms(canvas, rng, cx, shoulder_y, half, arm_len, sleeve, owner):
+def _arms(canvas, rng, cx, shoulder_y, half, arm_len, sleeve, owner, sleeve_frac=0.35):
     skin = SKIN[rng.integers(len(SKIN))]
     width = half * rng.uniform(0.35, 0.5)
     glove = _colour(rng) if rng.random() < 0.15 else None
@@ -121,7 +121,8 @@ def _arms(canvas, rng, cx, shoulder_y, half, arm_len, sleeve, owner):
         hy = shoulder_y + np.cos(angle) * arm_len
         canvas.polygon(_limb(sx, shoulder_y, hx, hy, width), skin, label, owner)
         if sleeve is not None:
-            ex, ey = sx + (hx - sx) * 0.35, shoulder_y + (hy - shoulder_y) * 0.35
+            ex = sx + (hx - sx) * sleeve_frac
+            ey = shoulder_y + (hy - shoulder_y) * sleeve_frac
             canvas.polygon(_limb(sx, shoulder_y, ex, ey, width * 1.2), sleeve[0], sleeve[1], owner)
         if glove is not None:
             canvas.ellipse(
@@ -221,6 +222,19 @@ def draw_runner(
         top_label,
         owner,
     )
+    if kind == "coat":  # worn open, as most LIP coats: the shirt underneath shows in front
+        inner = half * rng.uniform(0.25, 0.45)
+        canvas.polygon(
+            [
+                (cx - inner, shoulder_y),
+                (cx + inner, shoulder_y),
+                (cx + inner * 0.8, torso_bottom),
+                (cx - inner * 0.8, torso_bottom),
+            ],
+            _colour(rng),
+            C["UpperClothes"],
+            owner,
+        )
     # The bib goes on before the arms, so an arm may cover it in pixels and labels alike.
     bw, bh = half * rng.uniform(1.0, 1.4), (hip_y - shoulder_y) * rng.uniform(0.3, 0.4)
     by = shoulder_y + (hip_y - shoulder_y) * rng.uniform(0.3, 0.45)
@@ -234,8 +248,9 @@ def draw_runner(
         shoulder_y + head_h * 0.15,
         half,
         h * 0.33,
-        (top_colour, top_label) if rng.random() < 0.6 else None,
+        (top_colour, top_label) if kind == "coat" or rng.random() < 0.6 else None,
         owner,
+        sleeve_frac=0.9 if kind == "coat" else 0.35,  # coats have long sleeves
     )
     if rng.random() < 0.15:
         canvas.polygon(
