@@ -110,7 +110,13 @@ ALLOWED = {
         "bibcrop.project",
     },
     "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
-    "bibcrop.checks": {"bibcrop.project", "bibcrop.data", "bibcrop.crop", "bibcrop.inference"},
+    "bibcrop.checks": {
+        "bibcrop.project",
+        "bibcrop.data",
+        "bibcrop.crop",
+        "bibcrop.inference",
+        "bibcrop.training",
+    },
     "bibcrop.cli": {
         "bibcrop.config",
         "bibcrop.checks",

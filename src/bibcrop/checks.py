@@ -158,6 +158,25 @@ def _train(cfg: DictConfig) -> None:
     fix = "put the file there (nothing is downloaded), or set it to null to train from scratch"
     optional_file(cfg, "train.init_checkpoint", fix, folder_ok=True)
     optional_file(cfg, "train.imagenet_weights", fix)
+    class_weights(cfg)
+
+
+def class_weights(cfg: DictConfig) -> None:
+    """``train.class_weights``: null, ``dataset.num_classes`` numbers, or a scheme's name."""
+    from bibcrop.training.class_weights import SCHEMES
+
+    weights = _value(cfg, "train.class_weights")
+    if weights is None or isinstance(weights, str) and weights in SCHEMES:
+        return
+    count = int(cfg.dataset.num_classes)
+    if isinstance(weights, str) or len(weights) != count:
+        shown = weights if isinstance(weights, str) else list(weights)
+        raise ConfigError(
+            "train.class_weights",
+            shown,
+            "neither a scheme nor one weight per class",
+            f"use null, {count} numbers (dataset.num_classes), or one of {', '.join(SCHEMES)}",
+        )
 
 
 CHECKS = {

@@ -23,8 +23,10 @@ class TrainSettings:
     over replicas), ``checkpoint_every`` (steps), ``seed``, the distribution ``strategy``,
     XLA, ``mixed_precision`` (None, ``bf16``, ``fp16``), TF op determinism, the batch-norm
     policy and recalibration batches, the loss (hard-pixel mining share and ramp in
-    steps, ``class_weights``: ``num_classes`` floats or None), the optimizer and the
-    warm start."""
+    steps, ``class_weights``: ``num_classes`` floats, None, or computed from the training
+    labels when ``class_weight_scheme`` names a scheme of
+    :mod:`bibcrop.training.class_weights`, clipped to ``class_weight_clip``), the optimizer
+    and the warm start."""
 
     steps: int
     batch_size: int
@@ -41,11 +43,15 @@ class TrainSettings:
     top_k_percent_pixels: float = 1.0
     hard_example_mining_step: int = 0
     class_weights: tuple[float, ...] | None = None
+    class_weight_scheme: str | None = None
+    class_weight_clip: tuple[float, float] = (0.5, 4.0)
 
     @classmethod
     def from_cfg(cls, cfg) -> TrainSettings:
         train = cfg.train
         weights = train.get("class_weights")
+        scheme = weights if isinstance(weights, str) else None
+        clip = train.get("class_weight_clip") or (0.5, 4.0)
         return cls(
             steps=int(train.steps),
             batch_size=int(train.batch_size),
@@ -61,7 +67,9 @@ class TrainSettings:
             bn_recalibration_batches=int(train.get("bn_recalibration_batches", 0) or 0),
             top_k_percent_pixels=float(train.top_k_percent_pixels),
             hard_example_mining_step=int(train.hard_example_mining_step),
-            class_weights=tuple(weights) if weights is not None else None,
+            class_weights=tuple(weights) if weights is not None and not scheme else None,
+            class_weight_scheme=scheme,
+            class_weight_clip=(float(clip[0]), float(clip[1])),
         )
 
 

@@ -249,6 +249,7 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
     check_global_batch(t, strategy.num_replicas_in_sync if strategy else 1)
     check_checksums(job.tfrecords)
     check_label_range(job.tfrecords, *_classes(job.model, job.data))
+    job = with_class_weights(job)
     runtime.set_deterministic(t.deterministic)
     runtime.set_precision(t.mixed_precision)
     output, backup = job.output_dir, job.backup_dir
@@ -266,6 +267,23 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
     summary = OmegaConf.to_yaml(OmegaConf.create(result))
     log.info("trained to step %d: %s", result["global_step"], summary)
     return result
+
+
+def with_class_weights(job: TrainJob) -> TrainJob:
+    """``job`` with ``train.class_weights`` computed from the train split's labels when
+    ``train.class_weight_scheme`` names a scheme (median-frequency balancing, see
+    :mod:`.class_weights`); unchanged otherwise."""
+    t = job.train
+    if t.class_weight_scheme is None:
+        return job
+    from bibcrop.training.class_weights import label_pixel_counts, median_frequency_weights
+
+    num_classes, ignore_label = _classes(job.model, job.data)
+    counts = label_pixel_counts(job.tfrecords, "train", num_classes, ignore_label)
+    computed = median_frequency_weights(counts, t.class_weight_scheme, t.class_weight_clip)
+    weights = tuple(round(float(w), 4) for w in computed)
+    log.info("class weights (%s): %s", t.class_weight_scheme, list(weights))
+    return replace(job, train=replace(t, class_weights=weights))
 
 
 def check_global_batch(train: TrainSettings, replicas: int) -> None:
