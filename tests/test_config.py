@@ -57,6 +57,10 @@ def test_experiments_compose_and_pin_the_original_recipe(experiment):
     cfg = compose_config([f"experiment={experiment}"])
     assert cfg.dataset.name == "lip" and cfg.train.optimizer == "sgd"
     assert cfg.train.steps % cfg.train.checkpoint_every == 0
+    # none of the demo's CPU shortcuts: DeepLab's scales, 256-channel head, unweighted loss
+    assert (cfg.augment.min_scale, cfg.augment.max_scale) == (0.5, 2.0)
+    assert cfg.model.head.aspp_channels == cfg.model.head.decoder_channels == 256
+    assert cfg.train.class_weights is None and cfg.train.top_k_percent_pixels == 1.0
     text = (REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()
     assert text.startswith("# @package _global_") and "Hardware:" in text
 

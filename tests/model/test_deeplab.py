@@ -12,7 +12,8 @@ from tests.helpers.tinydata import tiny_cfg
 @pytest.mark.parametrize(
     ("overrides", "reference", "expected"),
     [
-        (["dataset.num_classes=19"], "lip_mobilenetv2_ckpt60000", 2_763_843),
+        (["model/head=deeplabv3plus", "dataset.num_classes=19"], "lip_mobilenetv2_ckpt60000",
+         2_763_843),
         (["model/head=deeplabv3_pascal", "dataset.num_classes=21"],
          "deeplabv3_mnv2_pascal_train_aug_ckpt30000", 2_146_645),
     ],
@@ -24,11 +25,20 @@ def test_weights_map_one_to_one_onto_the_reference_checkpoint(overrides, referen
     assert model.count_params() == expected
 
 
-def test_default_is_the_original_lip_configuration_with_20_classes():
-    cfg = compose_config([])
+def test_deeplabv3plus_head_is_the_original_lip_configuration_with_20_classes():
+    cfg = compose_config(["model/head=deeplabv3plus"])
     assert (cfg.model.head.output_stride, list(cfg.model.head.atrous_rates)) == (16, [6, 12, 18])
     assert cfg.model.head.decoder_output_stride == 4
     assert build_model(ModelSettings.from_cfg(cfg)).count_params() == 2_764_100
+
+
+def test_the_demo_head_is_the_original_layout_at_half_the_width():
+    demo, original = compose_config([]).model.head, compose_config(["model/head=deeplabv3plus"])
+    original = original.model.head
+    assert (demo.aspp_channels, demo.decoder_channels) == (128, 128)
+    for key in ("output_stride", "atrous_rates", "decoder_output_stride", "low_level_channels",
+                "aspp_separable", "decoder_separable", "image_pooling"):  # fmt: skip
+        assert demo[key] == original[key], key
 
 
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
@@ -96,6 +106,10 @@ def test_unknown_backbone_and_stride_are_refused():
 
 @pytest.mark.slow
 def test_xception65_builds_with_its_published_size():
-    model = build_model(ModelSettings.from_cfg(compose_config(["model/backbone=xception65"])))
+    model = build_model(
+        ModelSettings.from_cfg(
+            compose_config(["model/backbone=xception65", "model/head=deeplabv3plus"])
+        )
+    )
     assert 40_000_000 < model.count_params() < 42_500_000
     assert tuple(model(np.zeros((1, 65, 49, 3), "float32")).shape) == (1, 65, 49, 20)

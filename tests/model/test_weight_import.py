@@ -11,6 +11,9 @@ from bibcrop.model import weight_import as ckpt
 from bibcrop.model.names import weight_table
 from tests.helpers.modelkit import reference_shapes
 
+# the checkpoints' head (the demo's default head is narrower)
+LIP_HEAD = ["model/head=deeplabv3plus"]
+
 
 def write_tf1_checkpoint(prefix, stem, seed=0):
     """A real TF1 (V2-format) checkpoint with random values, Momentum slots and global_step."""
@@ -38,7 +41,7 @@ def test_pascal_checkpoint_into_the_lip_model_skips_the_head(tmp_path):
     values = write_tf1_checkpoint(
         tmp_path / "model.ckpt-30000", "deeplabv3_mnv2_pascal_train_aug_ckpt30000"
     )
-    model = build_model(ModelSettings.from_cfg(compose_config([])))
+    model = build_model(ModelSettings.from_cfg(compose_config(LIP_HEAD)))
     tensors = ckpt.read_tf1_checkpoint(tmp_path)  # a folder: the prefix is found inside
     assert "global_step" not in tensors and not any(n.endswith("/Momentum") for n in tensors)
     report = ckpt.import_deeplab_checkpoint(
@@ -58,7 +61,9 @@ def test_pascal_checkpoint_into_the_lip_model_skips_the_head(tmp_path):
 def test_lip_checkpoint_with_19_classes_imports_every_tensor(tmp_path):
     stem = "lip_mobilenetv2_ckpt60000"
     values = write_tf1_checkpoint(tmp_path / "model.ckpt-60000", stem, seed=1)
-    model = build_model(ModelSettings.from_cfg(compose_config(["dataset.num_classes=19"])))
+    model = build_model(
+        ModelSettings.from_cfg(compose_config([*LIP_HEAD, "dataset.num_classes=19"]))
+    )
     report = ckpt.import_deeplab_checkpoint(
         model, ckpt.read_tf1_checkpoint(tmp_path / "model.ckpt-60000")
     )
@@ -77,7 +82,7 @@ def test_class_count_clash_needs_initialize_last_layer_false(tmp_path):
     write_tf1_checkpoint(tmp_path / "model.ckpt-60000", "lip_mobilenetv2_ckpt60000")
     tensors = ckpt.read_tf1_checkpoint(tmp_path)
     model = build_model(
-        ModelSettings.from_cfg(compose_config([]))
+        ModelSettings.from_cfg(compose_config(LIP_HEAD))
     )  # 20 classes, the checkpoint has 19
     with pytest.raises(ValueError, match="initialize_last_layer=false"):
         ckpt.import_deeplab_checkpoint(model, tensors)
@@ -132,7 +137,7 @@ def test_keras_imagenet_weights_land_in_the_backbone(tmp_path):
     )
     path = tmp_path / "mobilenet_v2_no_top.weights.h5"
     reference.save_weights(path)
-    model = build_model(ModelSettings.from_cfg(compose_config([])))
+    model = build_model(ModelSettings.from_cfg(compose_config(LIP_HEAD)))
     report = ckpt.import_keras_imagenet(model, path)
     assert len(report.matched) == 255 and report.missing == []
     np.testing.assert_array_equal(
@@ -167,7 +172,7 @@ def xception_like_checkpoint(prefix):
 
 def test_an_xception_checkpoint_for_the_mobilenet_model_names_the_backbone_key(tmp_path):
     xception_like_checkpoint(tmp_path / "model.ckpt-1")
-    model = build_model(ModelSettings.from_cfg(compose_config([])))
+    model = build_model(ModelSettings.from_cfg(compose_config(LIP_HEAD)))
     tensors = ckpt.read_tf1_checkpoint(tmp_path)
     report = ckpt.import_deeplab_checkpoint(model, tensors, initialize_last_layer=False)
     assert report.matched == [] and len(report.unused) == len(tensors)  # "matched 0"
@@ -182,7 +187,7 @@ def test_an_xception_checkpoint_for_the_mobilenet_model_names_the_backbone_key(t
 def test_another_depth_multiplier_names_that_key(tmp_path):
     write_tf1_checkpoint(tmp_path / "model.ckpt-1", "deeplabv3_mnv2_pascal_train_aug_ckpt30000")
     model = build_model(
-        ModelSettings.from_cfg(compose_config(["model.backbone.depth_multiplier=0.5"]))
+        ModelSettings.from_cfg(compose_config([*LIP_HEAD, "model.backbone.depth_multiplier=0.5"]))
     )
     with pytest.raises(ckpt.CheckpointError, match=r"model.backbone.depth_multiplier"):
         ckpt.import_deeplab_checkpoint(
@@ -192,7 +197,7 @@ def test_another_depth_multiplier_names_that_key(tmp_path):
 
 def test_a_checkpoint_with_part_of_the_backbone_is_below_the_share(tmp_path):
     shapes = reference_shapes("deeplabv3_mnv2_pascal_train_aug_ckpt30000")
-    model = build_model(ModelSettings.from_cfg(compose_config([])))
+    model = build_model(ModelSettings.from_cfg(compose_config(LIP_HEAD)))
     backbone = sorted(n for n in shapes if n.startswith("MobilenetV2/"))
     kept = {n: np.zeros(shapes[n], "float32") for n in backbone[: len(backbone) // 2]}
     report = ckpt.import_deeplab_checkpoint(model, kept, initialize_last_layer=False)
@@ -244,4 +249,6 @@ def test_imagenet_weights_that_are_not_the_keras_file_name_it(tmp_path):
     path = tmp_path / "mobilenet_v2_no_top.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)  # an HDF5 signature, then nothing
     with pytest.raises(ckpt.CheckpointError, match=r"train.imagenet_weights=.*no_top.h5: not"):
-        ckpt.import_keras_imagenet(build_model(ModelSettings.from_cfg(compose_config([]))), path)
+        ckpt.import_keras_imagenet(
+            build_model(ModelSettings.from_cfg(compose_config(LIP_HEAD))), path
+        )
