@@ -6,13 +6,14 @@ settings from the per-candidate figures (:func:`bibcrop.crop.gate.measure`) agai
 truth maps with the runner-level metrics of :mod:`bibcrop.crop.metrics`.
 
 Sets (all from the synthetic race generator, never tuned on except the two ``tune*``):
-``tune`` = the demo's race photos (seed 0); ``tune_no_runner`` = 20 scenes of seed 0 with
+``tune`` = the demo's race photos (seed 0), or with ``--tune-photos N`` N photos of
+seed 0; ``tune_no_runner`` = 20 scenes of seed 0 with
 the race background and clutter but no runner; ``heldout`` = 60 photos of seed 1;
 ``no_runner`` = 20 such scenes of seed 2;
 ``ood`` = noise, flat colour, textures and scikit-learn's two sample photographs.
 
-    python bench/gate.py --model models/export/model.keras [--apply conf]
-        [--grid small|full] [--cache /tmp/bibcrop-gate]
+    python bench/gate.py --model models/export/model.keras [--grid small|medium|full]
+        [--tune-photos 96] [--recall 0.95 --retention 0.97] [--cache /tmp/bibcrop-gate]
 
 Prints the best settings on the tuning sets (runner recall and bib retention targets met
 on ``tune``, then fewest crops on ``tune_no_runner``, then max crop precision, then least
@@ -34,7 +35,7 @@ from common import machine, today, versions
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_sets(cache: Path) -> dict[str, Path]:
+def make_sets(cache: Path, tune_photos: int = 0) -> dict[str, Path]:
     from omegaconf import OmegaConf
     from PIL import Image
 
@@ -42,6 +43,8 @@ def make_sets(cache: Path) -> dict[str, Path]:
 
     folders = {"tune": ROOT / "data/synthetic/race"}
     specs = {"tune_no_runner": (20, 0, 0, 0), "heldout": (60, 1, 1, 6), "no_runner": (20, 2, 0, 0)}
+    if tune_photos:  # more seed-0 photos than the demo's 24: thresholds that overfit less
+        specs[f"tune{tune_photos}"] = (tune_photos, 0, 1, 6)
     for name, (count, seed, lo, hi) in specs.items():
         folder = cache / name
         if not (folder / "bibs.csv").is_file():
@@ -50,6 +53,8 @@ def make_sets(cache: Path) -> dict[str, Path]:
                                     "jpeg_quality": 90})  # fmt: skip
             write_race_photos(folder, cfg, seed=seed)
         folders[name] = folder
+    if tune_photos:
+        folders["tune"] = folders.pop(f"tune{tune_photos}")
     ood = cache / "ood"
     if not (ood / "photos").is_dir():
         rng = np.random.default_rng(3)
@@ -209,6 +214,9 @@ def main() -> None:
     parser.add_argument("--no-tune", action="store_true", help="report the configured gate only")
     parser.add_argument("--recall", type=float, default=0.95)
     parser.add_argument("--retention", type=float, default=0.97)
+    parser.add_argument(
+        "--tune-photos", type=int, default=0, help="tune on N seed-0 race photos, not the demo's"
+    )
     args = parser.parse_args()
 
     from bibcrop.config import compose_config
@@ -221,7 +229,7 @@ def main() -> None:
                          Path(args.cache) / "litert")  # fmt: skip
     segmenter = load_segmenter(source)
     cache = Path(args.cache) / segmenter.info["sha256"][:12]
-    sets = make_sets(Path(args.cache))
+    sets = make_sets(Path(args.cache), args.tune_photos)
     data = {}
     for name, folder in sets.items():
         parses = parse_set(segmenter, folder, cache / name)
