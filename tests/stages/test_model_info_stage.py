@@ -4,7 +4,8 @@ from bibcrop.cli import main
 
 
 def test_model_info_reports_the_reference_count_and_official_names(capsys, tmp_path):
-    args = ["model/backbone=mobilenetv2", "dataset.num_classes=19", "--official-names",
+    args = ["model/backbone=mobilenetv2", "model/head=deeplabv3plus", "dataset.num_classes=19",
+            "--official-names",
             f"hydra.run.dir={tmp_path}"]  # fmt: skip
     assert main(["model-info", *args]) == 0
     info = json.loads(capsys.readouterr().out)
