@@ -111,7 +111,9 @@ def serve(model_uri: str, tracking_uri: str, cwd: Path):
     from tests.helpers.tinydata import free_port
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    # mlflow runs `exec uvicorn`: the venv's bin first, also when pytest runs without `make`
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
     log = open(cwd / f"serve-{port}.log", "wb")  # noqa: SIM115 (closed by the caller's stop)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
