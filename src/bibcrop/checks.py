@@ -45,11 +45,16 @@ def choice(cfg: DictConfig, key: str, choices) -> None:
         raise ConfigError(key, value, "not a known choice", f"choose one of {', '.join(choices)}")
 
 
-def folder(cfg: DictConfig, key: str, fix: str) -> Path:
+def _required_path(cfg: DictConfig, key: str, fix: str) -> Path:
+    """``key``'s value resolved against the project root; a null value is an error."""
     value = _value(cfg, key)
     if value is None:
         raise ConfigError(key, "null", "not set", fix)
-    path = resolve(value)
+    return resolve(value)
+
+
+def folder(cfg: DictConfig, key: str, fix: str) -> Path:
+    path = _required_path(cfg, key, fix)
     if not path.is_dir():
         problem = "is a file, not a folder" if path.exists() else "no such folder"
         raise _invalid(cfg, key, problem, fix)
@@ -58,10 +63,7 @@ def folder(cfg: DictConfig, key: str, fix: str) -> Path:
 
 def file(cfg: DictConfig, key: str, fix: str) -> Path:
     """A path that must name an existing file."""
-    value = _value(cfg, key)
-    if value is None:
-        raise ConfigError(key, "null", "not set", fix)
-    path = resolve(value)
+    path = _required_path(cfg, key, fix)
     if not path.is_file():
         problem = "is a folder, not a file" if path.is_dir() else "no such file"
         raise _invalid(cfg, key, problem, fix)
