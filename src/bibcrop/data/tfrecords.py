@@ -295,12 +295,29 @@ def shard_paths(tfrecord_dir: Path, split: str) -> list[Path]:
     return [Path(tfrecord_dir) / s["file"] for s in manifest["splits"][split]["shards"]]
 
 
+def _split_records(tfrecord_dir: Path, split: str, limit: int | None):
+    """The split's serialized records in shard order, the first ``limit`` when given."""
+    records = raw_records(shard_paths(tfrecord_dir, split))
+    return records.take(int(limit)) if limit else records
+
+
+def iterate_labels(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
+    """(filename, label uint8 [H,W]) for each record, in shard order; the image is not
+    decoded (label statistics and checks need only the PNG label maps)."""
+    import tensorflow as tf
+
+    def label_only(serialized):
+        parsed = parse_record(serialized)
+        label = tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1)
+        return parsed["image/filename"], label[..., 0]
+
+    for filename, label in _split_records(tfrecord_dir, split, limit).map(label_only):
+        yield filename.numpy().decode(), label.numpy()
+
+
 def iterate_split(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
     """(filename, image uint8 [H,W,3], label uint8 [H,W]) for each record, in shard order."""
-    records = raw_records(shard_paths(tfrecord_dir, split))
-    if limit:
-        records = records.take(int(limit))
-    for record in records.map(decode_record):
+    for record in _split_records(tfrecord_dir, split, limit).map(decode_record):
         yield (
             record["filename"].numpy().decode(),
             record["image"].numpy(),

@@ -24,10 +24,10 @@ def label_pixel_counts(
     ``tfrecord_dir``: int64 [num_classes]; ``ignore_label`` pixels are not counted.
     Raises KeyError for a split the manifest lacks, ValueError for a label outside
     [0, num_classes) other than ``ignore_label``."""
-    from bibcrop.data.tfrecords import iterate_split
+    from bibcrop.data.tfrecords import iterate_labels
 
     counts = np.zeros(256, np.int64)
-    for _, _, label in iterate_split(Path(tfrecord_dir), split):
+    for _, label in iterate_labels(Path(tfrecord_dir), split):
         counts += np.bincount(label.ravel(), minlength=256)
     counts[ignore_label] = 0
     if counts[num_classes:].any():

@@ -49,9 +49,9 @@ def check_label_range(tfrecord_dir, num_classes: int, ignore_label: int, limit: 
     """
     import numpy as np
 
-    from bibcrop.data.tfrecords import iterate_split
+    from bibcrop.data.tfrecords import iterate_labels
 
-    for name, _, label in iterate_split(tfrecord_dir, "train", limit=limit):
+    for name, label in iterate_labels(tfrecord_dir, "train", limit=limit):
         values = np.unique(label)
         bad = values[(values >= num_classes) & (values != ignore_label)]
         if bad.size:
