@@ -41,6 +41,37 @@ def _run(args, cwd, env, timeout=900):
     return proc.stdout
 
 
+def _wait_for_queue(dvc: list, project: Path, env: dict, limit_s: float = 1200) -> str:
+    """``dvc queue status`` once nothing is queued or running; the idle workers stopped."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        status = _run([*dvc, "queue", "status"], project, env)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    _run([*dvc, "queue", "stop", "--kill"], project, env)
+    return status
+
+
+def _task_status(status: str, name: str) -> str | None:
+    """The Status column of experiment ``name``'s row in ``dvc queue status``."""
+    for line in status.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1] == name:
+            return fields[-1]
+    return None
+
+
+def _queue_logs(dvc: list, project: Path, env: dict) -> str:
+    """The tail of every queued experiment's log, for a failure message."""
+    logs = []
+    for name in ("exp-a", "exp-b"):
+        proc = subprocess.run([*dvc, "queue", "logs", name], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        logs.append(f"\n--- {name} ---\n{proc.stdout[-6000:]}{proc.stderr[-2000:]}")
+    return "".join(logs)
+
+
 def _copy_project(repo_root: Path, project: Path) -> None:
     project.mkdir()
     for name in ("conf", ".dvc", "dvc.yaml", "src", ".gitignore"):
@@ -105,16 +136,21 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
             _run([*dvc, "exp", "run", "--queue", "-n", name, "-S", f"train.steps={steps}"],
                  project, env)  # fmt: skip
         _run([*dvc, "queue", "start", "-j", "2"], project, env)
-        deadline = time.monotonic() + 1200
-        while time.monotonic() < deadline:
-            status = _run([*dvc, "queue", "status"], project, env)
-            if "Queued" not in status and "Running" not in status:
-                break
-            time.sleep(5)
-        _run([*dvc, "queue", "stop", "--kill"], project, env)  # the idle workers
-        assert status.count("Success") == 2, status + _run(
-            [*dvc, "queue", "logs", "exp-a"], project, env
-        )
+        status = _wait_for_queue(dvc, project, env)
+        failed = [n for n in ("exp-a", "exp-b") if _task_status(status, n) == "Failed"]
+        if failed:
+            logs = _queue_logs(dvc, project, env)
+            # A stage of ours that failed is a defect; a task that DVC's parallel workers
+            # lost outside any stage (treeverse/dvc#10673, #8763: lock races, no log) is
+            # DVC's, so it is queued again and run alone.
+            assert "failed to reproduce" not in logs, status + logs
+            _run([*dvc, "queue", "remove", "--failed"], project, env)
+            for name in failed:
+                _run([*dvc, "exp", "run", "--queue", "-n", name, "-S",
+                      f"train.steps={2 if name == 'exp-a' else 3}"], project, env)  # fmt: skip
+            _run([*dvc, "queue", "start", "-j", "1"], project, env)
+            status = _wait_for_queue(dvc, project, env)
+        assert status.count("Success") == 2, status + _queue_logs(dvc, project, env)
         server_client = MlflowClient(server_uri)
         for name in ("exp-a", "exp-b"):
             runs, versions = _tagged(server_client, name)
