@@ -181,12 +181,39 @@ def class_weights(cfg: DictConfig) -> None:
         )
 
 
+def eval_crop_size(cfg: DictConfig) -> str | tuple[int, int] | None:
+    """``evaluate.eval_crop_size``: ``auto``, null or [h, w] positive pixels, as given."""
+    value = _value(cfg, "evaluate.eval_crop_size")
+    if value is None or value == "auto":
+        return value
+    box = ()
+    if not isinstance(value, str):
+        try:
+            box = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            box = ()
+    if len(box) != 2 or min(box) < 1:
+        raise ConfigError(
+            "evaluate.eval_crop_size",
+            value if isinstance(value, str) else list(value),
+            "is not auto, null or [height, width]",
+            "use auto (the smallest box holding every val image), null (each image at its "
+            "own size) or two positive pixel sizes such as [513, 513]",
+        )
+    return box
+
+
+def _evaluate(cfg: DictConfig) -> None:
+    tfrecord_folder(cfg)
+    eval_crop_size(cfg)
+
+
 CHECKS = {
     "extract": _extract,
     "tfrecords": _tfrecords,
     "validate": tfrecord_folder,
     "train": _train,
-    "evaluate": tfrecord_folder,
+    "evaluate": _evaluate,
     "manifest": tfrecord_folder,
     "crop": _crop,
     "crop-truth": crop_truth,

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from bibcrop.data.shard_check import validate_shards
-from bibcrop.data.tfrecords import build, iterate_split, manifest_digest, shard_ids
+from bibcrop.data.tfrecords import build, iterate_sizes, iterate_split, manifest_digest, shard_ids
 
 # The feature spec of DeepLab's data_generator.py (tensorflow/models research/deeplab),
 # written out as it declares it, to prove our shards read on the original side.
@@ -58,6 +58,11 @@ def test_iterate_split_yields_decoded_pairs(shards):
     assert len(items) == 4
     name, image, label = items[0]
     assert image.dtype == np.uint8 and image.shape[:2] == label.shape and label[0, 0] == 255
+
+
+def test_iterate_sizes_reads_the_decoded_sizes_from_headers(shards):
+    decoded = [image.shape[:2] for _, image, _ in iterate_split(shards, "val")]
+    assert list(iterate_sizes(shards, "val")) == decoded and len(set(decoded)) > 1
 
 
 def test_validate_names_the_corrupt_shard_and_record(shards, tmp_path):
@@ -165,6 +170,9 @@ def test_train_and_evaluate_read_deeplab_shards_png_images_included(foreign):
     assert len(evaluated) == counts["val"]
     train = {name: image for name, image, _ in iterate_split(folder, "train")}
     assert train["101_000001"].dtype == np.uint8 and train["101_000001"].shape[-1] == 3
+    # a PNG image's size comes from its label map's header
+    sizes = list(iterate_sizes(folder, "train"))
+    assert sizes == [image.shape[:2] for image in train.values()]
 
 
 def test_an_incomplete_set_of_deeplab_shards_names_the_missing_ones(foreign):

@@ -315,6 +315,28 @@ def iterate_labels(tfrecord_dir: Path, split: str, limit: int | None = None) -> 
         yield filename.numpy().decode(), label.numpy()
 
 
+def iterate_sizes(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
+    """(height, width) in pixels of each record's image, in shard order, without decoding
+    it: the JPEG header (``extract_jpeg_shape``), else the label PNG (same size)."""
+    import tensorflow as tf
+
+    def size(serialized):
+        parsed = parse_record(serialized)
+        encoded = parsed["image/encoded"]
+        return tf.cond(
+            tf.io.is_jpeg(encoded),
+            lambda: tf.image.extract_jpeg_shape(encoded)[:2],
+            lambda: tf.shape(
+                tf.io.decode_png(parsed["image/segmentation/class/encoded"], channels=1),
+                out_type=tf.int32,
+            )[:2],
+        )
+
+    for shape in _split_records(tfrecord_dir, split, limit).map(size):
+        height, width = (int(v) for v in shape.numpy())
+        yield height, width
+
+
 def iterate_split(tfrecord_dir: Path, split: str, limit: int | None = None) -> Iterator:
     """(filename, image uint8 [H,W,3], label uint8 [H,W]) for each record, in shard order."""
     for record in _split_records(tfrecord_dir, split, limit).map(decode_record):

@@ -1,7 +1,8 @@
 """Full-resolution evaluation on val, following the LIP protocol.
 
 Every val image is predicted at its own size (long side capped by ``evaluate.max_side``,
-logits upsampled back), optionally with flip and multi-scale TTA, and scored over the 20
+padded to one ``evaluate.eval_crop_size`` box as in DeepLab's ``eval.py``, logits cropped
+and upsampled back), optionally with flip and multi-scale TTA, and scored over the 20
 classes with ignore label 255 excluded. Writes metrics JSON (for ``dvc metrics``), the
 confusion matrix as CSV and PNG, per-class IoU bars and an overlay grid.
 """
@@ -17,9 +18,10 @@ import numpy as np
 
 from bibcrop import atomic, layout
 from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
-from bibcrop.data.tfrecords import iterate_split
+from bibcrop.data.tfrecords import iterate_sizes, iterate_split
 from bibcrop.evaluation import metrics, plots
-from bibcrop.inference.tta import tta_labels
+from bibcrop.inference.predict import padded_size
+from bibcrop.inference.tta import scaled_view_size, tta_labels
 from bibcrop.progress import progress
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,10 @@ class EvalSettings:
 
     ``max_side`` caps the long side in pixels before the model; ``scales`` and ``flip``
     are TTA; ``max_images`` (None = all) and ``num_overlays`` bound the work and the grid;
-    ``ignore_label`` pixels are left out of every score.
+    ``ignore_label`` pixels are left out of every score. ``eval_crop_size`` is DeepLab's:
+    every image is padded (bottom/right, mean pixel) to one (h, w) box, so one traced
+    graph serves the split; ``"auto"`` takes the smallest ``16k+1`` box that holds every
+    capped image (per TTA scale), ``None`` predicts each image at its own padded size.
     """
 
     split: str = "val"
@@ -42,11 +47,41 @@ class EvalSettings:
     max_images: int | None = None
     num_classes: int = NUM_CLASSES
     ignore_label: int = IGNORE_LABEL
+    eval_crop_size: str | tuple[int, int] | None = None
 
 
 # The comparable scores that go to ``metrics.json`` (DVC metrics); everything else
 # (per-class IoU, counts) goes to the report and the per-class plot.
 DVC_METRICS = ("val/mean_iou", "val/pixel_accuracy", "val/mean_class_accuracy")
+
+
+def eval_canvases(tfrecord_dir: Path, s: EvalSettings) -> dict[float, tuple[int, int]] | None:
+    """The (h, w) pixel box each TTA scale's views are padded to, from the split's image
+    sizes (headers only, before any prediction); None with ``eval_crop_size`` None or an
+    empty split. ValueError naming ``evaluate.eval_crop_size`` when a given box is too
+    small for the largest capped image."""
+    if s.eval_crop_size is None:
+        return None
+    sizes = list(iterate_sizes(tfrecord_dir, s.split, limit=s.max_images))
+    if not sizes:
+        return None
+    canvases = {}
+    for scale in s.scales:
+        views = [scaled_view_size(h, w, float(scale), s.max_side) for h, w in sizes]
+        need = (max(v[0] for v in views), max(v[1] for v in views))
+        if s.eval_crop_size == "auto":
+            canvases[float(scale)] = (padded_size(need[0]), padded_size(need[1]))
+            continue
+        box = (int(s.eval_crop_size[0]), int(s.eval_crop_size[1]))
+        if need[0] > box[0] or need[1] > box[1]:
+            raise ValueError(
+                f"evaluate.eval_crop_size={list(box)} is smaller than the largest {s.split} "
+                f"image at scale {scale} ({need[0]}x{need[1]} px after the "
+                f"evaluate.max_side={s.max_side} cap): use auto or at least "
+                f"[{padded_size(need[0])}, {padded_size(need[1])}]"
+            )
+        canvases[float(scale)] = box
+    return canvases
 
 
 def score_split(
@@ -55,13 +90,16 @@ def score_split(
     """Confusion matrix int64 ``[C,C]`` (``cm[true, pred]``, pixels) over the split, the
     first ``num_overlays`` ``(name, image, label, prediction)`` tuples and the number of
     images scored."""
+    canvases = eval_canvases(tfrecord_dir, s)
+    if canvases:
+        log.info("eval canvas per scale (h, w): %s", canvases)
     accumulator = metrics.confusion_accumulator(s.num_classes, s.ignore_label)
     overlays = []
     count = 0
     examples = iterate_split(tfrecord_dir, s.split, limit=s.max_images)
     bar = progress(examples, desc=f"evaluate {s.split}", unit="image", total=s.max_images)
     for name, image, label in bar:
-        pred = tta_labels(model, image, s.max_side, scales=list(s.scales), flip=s.flip)
+        pred = tta_labels(model, image, s.max_side, list(s.scales), s.flip, canvases)
         accumulator.update_state(label.astype(np.int32)[None], pred[None])
         count += 1
         if len(overlays) < s.num_overlays:

@@ -114,11 +114,14 @@ def predict_logits(
     square: bool = False,
     upsample: bool = True,
     mean_pixel: float | None = None,
+    canvas: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """float32 logits ``[H,W,C]`` (or ``[B,H,W,C]`` for a same-size batch) at the input size.
 
     ``square`` pads to a fixed ``16k+1`` square over ``max_side`` instead of the tightest
     ``16k+1`` box: what the exported SavedModel does (one static shape, as DeepLab's export).
+    ``canvas`` (h, w pixels) pads to that box instead, as DeepLab's ``eval_crop_size``: one
+    traced graph serves every image that fits; ValueError when the capped image does not.
     ``upsample=False`` returns them at the model's (capped) size instead. Padding uses
     :func:`pad_value` (the model's mean pixel, as in training).
     """
@@ -131,6 +134,13 @@ def predict_logits(
     height, width = batch.shape[1:3]
     h, w = scaled_size(height, width, max_side)
     ph, pw = (padded_size(max_side),) * 2 if square else (padded_size(h), padded_size(w))
+    if canvas is not None:
+        if h > canvas[0] or w > canvas[1]:
+            raise ValueError(
+                f"image of {h}x{w} px (after the {max_side} px cap) does not fit the "
+                f"{canvas[0]}x{canvas[1]} canvas: raise evaluate.eval_crop_size or use auto"
+            )
+        ph, pw = int(canvas[0]), int(canvas[1])
     logits = window_logits(
         lambda x: run_forward(model, x),
         batch.astype(np.float32),

@@ -30,8 +30,12 @@ def tta_logits(
     max_side: int,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    canvases: dict[float, tuple[int, int]] | None = None,
 ) -> np.ndarray:
-    """Mean float32 logits [H,W,C] at ``image``'s size over scales and (optionally) flips."""
+    """Mean float32 logits [H,W,C] at ``image``'s size over scales and (optionally) flips.
+
+    ``canvases`` maps a scale to the (h, w) box its views are padded to
+    (:func:`bibcrop.inference.predict.predict_logits`'s ``canvas``); None = own size."""
     from bibcrop.inference.predict import predict_logits
 
     h, w = image.shape[:2]
@@ -41,7 +45,10 @@ def tta_logits(
         scaled = resize_image(image, float(scale))
         views = [scaled, scaled[:, ::-1]] if flip else [scaled]
         for index, view in enumerate(views):
-            logits = predict_logits(model, np.ascontiguousarray(view), max_side=max_side)
+            canvas = (canvases or {}).get(float(scale))
+            logits = predict_logits(
+                model, np.ascontiguousarray(view), max_side=max_side, canvas=canvas
+            )
             if index == 1:
                 logits = flip_with_swap(logits, width_axis=-2, class_axis=-1)
             if logits.shape[:2] != (h, w):
@@ -53,6 +60,18 @@ def tta_logits(
     return total / count
 
 
-def tta_labels(model, image, max_side, scales=(1.0,), flip=False) -> np.ndarray:
-    """int32 label map [H,W] at the image's size."""
-    return np.argmax(tta_logits(model, image, max_side, scales, flip), axis=-1).astype(np.int32)
+def tta_labels(model, image, max_side, scales=(1.0,), flip=False, canvases=None) -> np.ndarray:
+    """int32 label map [H,W] at the image's size (``canvases`` as in :func:`tta_logits`)."""
+    logits = tta_logits(model, image, max_side, scales, flip, canvases)
+    return np.argmax(logits, axis=-1).astype(np.int32)
+
+
+def scaled_view_size(height: int, width: int, scale: float, max_side: int) -> tuple[int, int]:
+    """The (h, w) the model sees for an image of ``height`` x ``width`` at TTA ``scale``
+    with the long side capped at ``max_side``: what :func:`tta_logits` feeds
+    :func:`bibcrop.inference.predict.predict_logits`."""
+    from bibcrop.inference.predict import scaled_size
+
+    if scale != 1.0:
+        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    return scaled_size(height, width, max_side)

@@ -1,7 +1,7 @@
 """``bibcrop evaluate``: LIP-protocol scores on val, logged into the training's MLflow run.
 
-Reads ``cfg.evaluate`` (split, max_side, flip, scales, num_overlays, max_images,
-output_dir) and ``cfg.dataset`` (num_classes, ignore_label). Writes
+Reads ``cfg.evaluate`` (split, max_side, eval_crop_size, flip, scales, num_overlays,
+max_images, output_dir) and ``cfg.dataset`` (num_classes, ignore_label). Writes
 ``{evaluate.output_dir}/metrics.json`` (``dvc metrics``: mIoU, pixel and mean class
 accuracy), ``report.json`` (counts, per-class IoU), ``iou_per_class.json`` and
 ``history.csv`` (DVC plots), the confusion matrix (CSV, PNG), per-class IoU bars and an
@@ -16,6 +16,7 @@ import logging
 from omegaconf import DictConfig
 
 from bibcrop import layout
+from bibcrop.checks import eval_crop_size
 from bibcrop.evaluation.evaluator import EvalSettings, evaluate
 from bibcrop.inference.loading import load_keras
 from bibcrop.project import resolve
@@ -34,6 +35,7 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
         max_images=int(ev.max_images) if ev.max_images else None,
         num_classes=int(cfg.dataset.num_classes),
         ignore_label=int(cfg.dataset.ignore_label),
+        eval_crop_size=eval_crop_size(cfg),
     )
 
 
