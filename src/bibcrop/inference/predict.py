@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 
 import keras
@@ -25,6 +26,10 @@ MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_me
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 MAX_GRAPHS = 64  # traced input shapes kept per model
+# Eager calls of one input shape before it gets a traced graph: a trace costs several eager
+# calls (docs/PERFORMANCE.md), so a shape met only a few times (val images of every size)
+# stays eager; photos of one size get their graph from the 4th on.
+EAGER_CALLS = 3
 ALIGN = 16
 
 
@@ -73,18 +78,18 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     """float32 logits for a float32 ``[B,H,W,3]`` batch from a Keras model or a backend.
 
     A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
-    and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first time it
-    meets an input shape and as a graph traced for that shape from the second time on
-    (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because the model's
-    run-time resizes need known sizes in graph mode. Each shape gets its own
+    and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first
+    :data:`EAGER_CALLS` times it meets an input shape and as a graph traced for that shape
+    from then on (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because
+    the model's run-time resizes need known sizes in graph mode. Each shape gets its own
     ``tf.function`` traced once (not one function retraced per shape, which TensorFlow
     reports as excessive retracing), at most :data:`MAX_GRAPHS` per model, oldest dropped.
     """
     if not isinstance(model, keras.Model):
         return np.asarray(model(x), dtype=np.float32)
-    seen = _SHAPES.setdefault(model, set())
-    if keras.backend.backend() != "tensorflow" or x.shape not in seen:
-        seen.add(x.shape)  # a shape met once (eval images of every size) is not worth a trace
+    seen = _SHAPES.setdefault(model, Counter())
+    if keras.backend.backend() != "tensorflow" or seen[x.shape] < EAGER_CALLS:
+        seen[x.shape] += 1  # a shape met a few times (eval images) is not worth a trace
         return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
     graphs = _GRAPHS.setdefault(model, {})
     graph = graphs.pop(x.shape, None)
