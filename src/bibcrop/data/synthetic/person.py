@@ -19,10 +19,6 @@ from bibcrop.data.synthetic.bibs import draw_bib
 
 SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36))
 HAIR = ((20, 20, 20), (70, 45, 20), (120, 80, 40), (200, 170, 100), (150, 150, 150))
-# Coats and trousers come mostly in dark and neutral colours (black, navy, grey, denim,
-# khaki, brown), as in street photos; shirts, dresses and jumpsuits in any colour.
-MUTED = ((25, 25, 30), (35, 45, 80), (90, 90, 95), (60, 85, 130), (150, 135, 100),
-         (95, 65, 40), (55, 70, 50), (140, 140, 150))  # fmt: skip
 
 
 @dataclass
@@ -54,20 +50,6 @@ class Canvas:
 
 def _colour(rng) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(0, 256, 3))
-
-
-def _muted(rng, share: float) -> tuple[int, int, int]:
-    """A colour from ``MUTED`` (jittered by up to 25 per channel) with probability ``share``,
-    else any colour."""
-    if rng.random() >= share:
-        return _colour(rng)
-    base = np.array(MUTED[rng.integers(len(MUTED))])
-    return tuple(int(v) for v in np.clip(base + rng.integers(-25, 26, 3), 0, 255))
-
-
-def _shade(colour, amount: int) -> tuple[int, int, int]:
-    """``colour`` made lighter (``amount`` > 0) or darker, as a seam or zip of that garment."""
-    return tuple(int(np.clip(v + amount, 0, 255)) for v in colour)
 
 
 def _limb(x0, y0, x1, y1, width):
@@ -131,7 +113,7 @@ def _legs(canvas, rng, cx, hip_y, foot_y, half, garment, skirt, owner):
 def _arms(canvas, rng, cx, shoulder_y, half, arm_len, sleeve, owner, sleeve_frac=0.35):
     skin = SKIN[rng.integers(len(SKIN))]
     width = half * rng.uniform(0.35, 0.5)
-    glove = _colour(rng) if rng.random() < 0.3 else None
+    glove = _colour(rng) if rng.random() < 0.15 else None
     for side, label in ((-1, C["Right-arm"]), (1, C["Left-arm"])):
         sx = cx + side * half * 0.95
         angle = np.deg2rad(rng.uniform(5, 50))  # 0 = hanging down, positive = outwards
@@ -144,7 +126,7 @@ def _arms(canvas, rng, cx, shoulder_y, half, arm_len, sleeve, owner, sleeve_frac
             canvas.polygon(_limb(sx, shoulder_y, ex, ey, width * 1.2), sleeve[0], sleeve[1], owner)
         if glove is not None:
             canvas.ellipse(
-                (hx - width * 0.75, hy - width * 0.75, hx + width * 0.75, hy + width * 0.75),
+                (hx - width * 0.6, hy - width * 0.6, hx + width * 0.6, hy + width * 0.6),
                 glove,
                 C["Glove"],
                 owner,
@@ -162,7 +144,7 @@ def _head(canvas, rng, cx, top, head_h, owner):
         box[3],
     )
     canvas.ellipse(face, SKIN[rng.integers(len(SKIN))], C["Face"], owner)
-    if rng.random() < 0.35:
+    if rng.random() < 0.3:
         canvas.polygon(
             [
                 (box[0] - head_w * 0.1, top + head_h * 0.28),
@@ -206,12 +188,12 @@ def draw_runner(
         "dress": C["Dress"],
         "jumpsuit": C["Jumpsuits"],
     }[kind]
-    top_colour = _muted(rng, 0.7) if kind == "coat" else _colour(rng)
+    top_colour = _colour(rng)
     lower = (
         None
         if kind == "dress"
         else (
-            top_colour if kind == "jumpsuit" else _muted(rng, 0.6),
+            top_colour if kind == "jumpsuit" else _colour(rng),
             C["Jumpsuits"] if kind == "jumpsuit" else C["Pants"],
         )
     )
@@ -253,14 +235,6 @@ def draw_runner(
             C["UpperClothes"],
             owner,
         )
-    if kind == "jumpsuit":  # one piece zipped from the collar to below the waist
-        zip_w = max(half * 0.08, 1.0)
-        canvas.polygon(
-            _limb(cx, shoulder_y, cx, hip_y + h * 0.06, zip_w),
-            _shade(top_colour, 70 if sum(top_colour) < 380 else -70),
-            C["Jumpsuits"],
-            owner,
-        )
     # The bib goes on before the arms, so an arm may cover it in pixels and labels alike.
     bw, bh = half * rng.uniform(1.0, 1.4), (hip_y - shoulder_y) * rng.uniform(0.3, 0.4)
     by = shoulder_y + (hip_y - shoulder_y) * rng.uniform(0.3, 0.45)
@@ -278,20 +252,10 @@ def draw_runner(
         owner,
         sleeve_frac=0.9 if kind == "coat" else 0.35,  # coats have long sleeves
     )
-    if rng.random() < 0.3:  # round the neck, one end hanging down the front
-        scarf = _colour(rng)
+    if rng.random() < 0.15:
         canvas.polygon(
             _limb(cx - half * 0.8, shoulder_y, cx + half * 0.8, shoulder_y, head_h * 0.3),
-            scarf,
-            C["Scarf"],
-            owner,
-        )
-        end_x = cx + rng.choice([-1, 1]) * half * rng.uniform(0.55, 0.8)  # beside the bib
-        canvas.polygon(
-            _limb(
-                end_x, shoulder_y, end_x, shoulder_y + (hip_y - shoulder_y) * 0.45, head_h * 0.25
-            ),
-            scarf,
+            _colour(rng),
             C["Scarf"],
             owner,
         )
