@@ -1,8 +1,8 @@
 """Full-resolution evaluation on val, following the LIP protocol.
 
 Every val image is predicted at its own size (long side capped by ``evaluate.max_side``,
-padded to one ``evaluate.eval_crop_size`` box as in DeepLab's ``eval.py``, logits cropped
-and upsampled back), optionally with flip and multi-scale TTA, and scored over the 20
+or, with ``evaluate.eval_crop_size``, padded to one box as in DeepLab's ``eval.py``; logits
+cropped and upsampled back), optionally with flip and multi-scale TTA, and scored over the 20
 classes with ignore label 255 excluded. Writes metrics JSON (for ``dvc metrics``), the
 confusion matrix as CSV and PNG, per-class IoU bars and an overlay grid.
 """

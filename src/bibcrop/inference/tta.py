@@ -18,8 +18,7 @@ def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
     """uint8 [H,W,3] scaled by ``scale`` (bilinear); labels are never resized here."""
     if scale == 1.0:
         return image
-    h, w = image.shape[:2]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    size = _scaled(*image.shape[:2], scale)
     out = keras.ops.image.resize(image.astype("float32")[None], size, interpolation="bilinear")
     return np.clip(np.rint(keras.ops.convert_to_numpy(out)[0]), 0, 255).astype(np.uint8)
 
@@ -73,5 +72,9 @@ def scaled_view_size(height: int, width: int, scale: float, max_side: int) -> tu
     from bibcrop.inference.predict import scaled_size
 
     if scale != 1.0:
-        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+        height, width = _scaled(height, width, scale)
     return scaled_size(height, width, max_side)
+
+
+def _scaled(height: int, width: int, scale: float) -> tuple[int, int]:
+    return max(1, round(height * scale)), max(1, round(width * scale))

@@ -16,7 +16,6 @@ import logging
 from omegaconf import DictConfig
 
 from bibcrop import layout
-from bibcrop.checks import eval_crop_size
 from bibcrop.evaluation.evaluator import EvalSettings, evaluate
 from bibcrop.inference.loading import load_keras
 from bibcrop.project import resolve
@@ -35,8 +34,16 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
         max_images=int(ev.max_images) if ev.max_images else None,
         num_classes=int(cfg.dataset.num_classes),
         ignore_label=int(cfg.dataset.ignore_label),
-        eval_crop_size=eval_crop_size(cfg),
+        eval_crop_size=_eval_crop_size(ev.get("eval_crop_size")),
     )
+
+
+def _eval_crop_size(value) -> str | tuple[int, int] | None:
+    """``evaluate.eval_crop_size`` as :class:`EvalSettings` takes it; the value was checked
+    by :func:`bibcrop.checks.eval_crop_size` before TensorFlow loaded."""
+    if value is None or value == "auto":
+        return value
+    return int(value[0]), int(value[1])
 
 
 def log_to_training_run(cfg: DictConfig, scores: dict) -> str:
