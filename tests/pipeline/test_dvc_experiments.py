@@ -33,6 +33,7 @@ TINY = [
     "mlflow.system_metrics=false", "mlflow.registered_model_name=tiny-exp",
 ]  # fmt: skip
 MODEL = "tiny-exp"
+STEPS = {"exp-a": 2, "exp-b": 3}  # the two queued experiments and their train.steps
 
 
 def _run(args, cwd, env, timeout=900):
@@ -65,7 +66,7 @@ def _task_status(status: str, name: str) -> str | None:
 def _queue_logs(dvc: list, project: Path, env: dict) -> str:
     """The tail of every queued experiment's log, for a failure message."""
     logs = []
-    for name in ("exp-a", "exp-b"):
+    for name in STEPS:
         proc = subprocess.run([*dvc, "queue", "logs", name], cwd=project, env=env,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         logs.append(f"\n--- {name} ---\n{proc.stdout[-6000:]}{proc.stderr[-2000:]}")
@@ -132,12 +133,12 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
     server = start(tmp_path / "server", port=port)
     try:
         # Two experiments in the queue, run at once against the tracking server.
-        for name, steps in (("exp-a", 2), ("exp-b", 3)):
+        for name, steps in STEPS.items():
             _run([*dvc, "exp", "run", "--queue", "-n", name, "-S", f"train.steps={steps}"],
                  project, env)  # fmt: skip
         _run([*dvc, "queue", "start", "-j", "2"], project, env)
         status = _wait_for_queue(dvc, project, env)
-        failed = [n for n in ("exp-a", "exp-b") if _task_status(status, n) == "Failed"]
+        failed = [n for n in STEPS if _task_status(status, n) == "Failed"]
         if failed:
             logs = _queue_logs(dvc, project, env)
             # A stage of ours that failed is a defect; a task that DVC's parallel workers
@@ -147,19 +148,20 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
             _run([*dvc, "queue", "remove", "--failed"], project, env)
             for name in failed:
                 _run([*dvc, "exp", "run", "--queue", "-n", name, "-S",
-                      f"train.steps={2 if name == 'exp-a' else 3}"], project, env)  # fmt: skip
+                      f"train.steps={STEPS[name]}"], project, env)  # fmt: skip
             _run([*dvc, "queue", "start", "-j", "1"], project, env)
             status = _wait_for_queue(dvc, project, env)
-        assert status.count("Success") == 2, status + _queue_logs(dvc, project, env)
+        assert status.count("Success") == len(STEPS), status + _queue_logs(dvc, project, env)
         server_client = MlflowClient(server_uri)
-        for name in ("exp-a", "exp-b"):
+        for name, steps in STEPS.items():
             runs, versions = _tagged(server_client, name)
             assert runs, f"no MLflow run tagged with {name}"
             assert {r.data.tags["lineage.dvc_baseline_rev"] for r in runs} == {baseline}
             assert len(versions) == 1, f"{name}: {len(versions)} model versions"
-            assert json.loads(
-                server_client.get_run(versions[0].run_id).data.params["train.steps"]
-            ) == (2 if name == "exp-a" else 3)
+            assert (
+                json.loads(server_client.get_run(versions[0].run_id).data.params["train.steps"])
+                == steps
+            )
 
         # `dvc exp apply` brings back a model_ref.json naming a version the registry has.
         _run([*dvc, "exp", "apply", "exp-b"], project, env)
