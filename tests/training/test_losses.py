@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from bibcrop.training.losses import DeepLabLoss
+from bibcrop.training.losses import DeepLabLoss, soft_jaccard_loss
 
 
 def _ce(logits, labels):
@@ -69,9 +69,55 @@ def test_bad_settings_are_refused():
         DeepLabLoss(num_classes=3, top_k_percent_pixels=0.0)
     with pytest.raises(ValueError, match="class_weights has 2"):
         DeepLabLoss(num_classes=3, class_weights=[1.0, 1.0])
+    with pytest.raises(ValueError, match="soft_jaccard_weight"):
+        DeepLabLoss(num_classes=3, soft_jaccard_weight=-1.0)
+
+
+def _soft_jaccard(logits, labels, num_classes):
+    """Reference in numpy: 1 - mean soft IoU over the classes present in the valid labels."""
+    valid = (labels != 255).ravel()
+    flat = logits.reshape(-1, num_classes)[valid]
+    probs = np.exp(flat - flat.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    truth = np.eye(num_classes)[labels.ravel()[valid]]
+    inter = (probs * truth).sum(0)
+    union = probs.sum(0) + truth.sum(0) - inter
+    present = truth.sum(0) > 0
+    return 1.0 - (inter / union)[present].mean()
+
+
+def test_soft_jaccard_term_matches_its_definition(batch):
+    logits, labels = batch
+    ce = float(DeepLabLoss(num_classes=3)(labels, logits))
+    got = float(DeepLabLoss(num_classes=3, soft_jaccard_weight=0.5)(labels, logits))
+    assert got == pytest.approx(ce + 0.5 * _soft_jaccard(logits, labels, 3), rel=1e-5)
+
+
+def test_soft_jaccard_is_zero_when_confidently_right_and_skips_absent_classes():
+    labels = np.array([[0, 0, 1, 255]], "int32")  # class 2 absent, one ignored pixel
+    right = np.eye(3, dtype="float32")[np.minimum(labels, 2)] * 40.0
+    right[0, 3] = [0.0, 0.0, 40.0]  # the ignored pixel says class 2: must not count
+    flat = right.reshape(-1, 3)
+    valid = labels.ravel() != 255
+    safe = np.where(valid, labels.ravel(), 0)
+    assert float(soft_jaccard_loss(flat, safe, valid, 3)) == pytest.approx(0.0, abs=1e-6)
+    # all wrong: every present class has IoU 0
+    wrong = np.eye(3, dtype="float32")[[1, 1, 0, 0]] * 40.0
+    assert float(soft_jaccard_loss(wrong, safe, valid, 3)) == pytest.approx(1.0, abs=1e-6)
+    # uniform probabilities over 2 pixels of class 0, 1 of class 1: IoU_0 = (2/3)/(1+2-2/3)
+    uniform = np.zeros((4, 3), "float32")
+    iou0 = (2 / 3) / (3 / 3 + 2 - 2 / 3)
+    iou1 = (1 / 3) / (3 / 3 + 1 - 1 / 3)
+    expected = 1.0 - (iou0 + iou1) / 2
+    assert float(soft_jaccard_loss(uniform, safe, valid, 3)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_loss_round_trips_through_config():
-    loss = DeepLabLoss(num_classes=20, top_k_percent_pixels=0.5, hard_example_mining_step=7)
+    loss = DeepLabLoss(
+        num_classes=20,
+        top_k_percent_pixels=0.5,
+        hard_example_mining_step=7,
+        soft_jaccard_weight=1.0,
+    )
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert clone.get_config() == loss.get_config()

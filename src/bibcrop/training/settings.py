@@ -25,8 +25,9 @@ class TrainSettings:
     policy and recalibration batches, the loss (hard-pixel mining share and ramp in
     steps, ``class_weights``: ``num_classes`` floats, None, or computed from the training
     labels when ``class_weight_scheme`` names a scheme of
-    :mod:`bibcrop.training.class_weights`, clipped to ``class_weight_clip``), the optimizer
-    and the warm start."""
+    :mod:`bibcrop.training.class_weights`, clipped to ``class_weight_clip``;
+    ``soft_jaccard_weight``, the weight of the soft Jaccard term added to the
+    cross-entropy), the optimizer and the warm start."""
 
     steps: int
     batch_size: int
@@ -45,6 +46,7 @@ class TrainSettings:
     class_weights: tuple[float, ...] | None = None
     class_weight_scheme: str | None = None
     class_weight_clip: tuple[float, float] = (0.5, 4.0)
+    soft_jaccard_weight: float = 0.0
 
     @classmethod
     def from_cfg(cls, cfg) -> TrainSettings:
@@ -70,6 +72,7 @@ class TrainSettings:
             class_weights=tuple(weights) if weights is not None and not scheme else None,
             class_weight_scheme=scheme,
             class_weight_clip=(float(clip[0]), float(clip[1])),
+            soft_jaccard_weight=float(train.get("soft_jaccard_weight", 0.0) or 0.0),
         )
 
 

@@ -71,6 +71,7 @@ def compile_model(model: keras.Model, train: TrainSettings, num_classes: int, ig
         hard_example_mining_step=train.hard_example_mining_step,
         class_weights=list(weights) if weights is not None else None,
         step_variable=optimizer.iterations,
+        soft_jaccard_weight=train.soft_jaccard_weight,
     )
     model.compile(optimizer=optimizer, loss=loss, jit_compile=train.xla)
     return model
