@@ -101,3 +101,30 @@ def test_fp16_wraps_in_loss_scaling_and_unknown_names_fail():
     )
     with pytest.raises(ValueError, match="choose sgd, adam or adamw"):
         build_optimizer(_train_cfg(optimizer="lamb"))
+
+
+def test_ema_momentum_replaces_weights_by_their_moving_average():
+    import numpy as np
+
+    from bibcrop.training.optim import finalize_ema
+
+    settings = _train_cfg(optimizer="sgd", momentum=0.0, weight_decay=0.0, ema_momentum=0.5)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].set_weights([np.zeros((1, 1), np.float32)])
+    model.compile(optimizer=build_optimizer(settings), loss="mse")
+    x, y = np.ones((1, 1), np.float32), np.ones((1, 1), np.float32)
+    raw = []
+    for _ in range(3):  # train_on_batch never finalizes: raw weights after each step
+        model.train_on_batch(x, y)
+        raw.append(float(model.layers[0].get_weights()[0][0, 0]))
+    assert finalize_ema(model) is True
+    # Keras' average: the first step copies the weight, then a <- 0.5 a + 0.5 w
+    expected = 0.5 * (0.5 * raw[0] + 0.5 * raw[1]) + 0.5 * raw[2]
+    got = float(model.layers[0].get_weights()[0][0, 0])
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert got != pytest.approx(raw[2], rel=1e-3)  # not the raw last weight
+    plain = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    plain.compile(optimizer=build_optimizer(_train_cfg()), loss="mse")
+    assert finalize_ema(plain) is False
+    with pytest.raises(ValueError, match="train.ema_momentum=1.5"):
+        _train_cfg(ema_momentum=1.5)

@@ -33,7 +33,7 @@ from bibcrop.training.callbacks import StepProgress, StopAtStep
 from bibcrop.training.fingerprint import prepare_backup
 from bibcrop.training.guards import NanGuard, check_label_range
 from bibcrop.training.losses import DeepLabLoss
-from bibcrop.training.optim import build_optimizer, freeze_batch_norm
+from bibcrop.training.optim import build_optimizer, finalize_ema, freeze_batch_norm
 from bibcrop.training.settings import TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -327,6 +327,8 @@ def _train(job: TrainJob, tracking: RunTracking, strategy, worker, output: Path,
             message = distributed.lost_peer_message(err, step, saver.saved_step, run_id, worker)
             raise distributed.WorkerLostError(message) from err
         raise
+    if finalize_ema(runner):  # the averaged weights, before BN statistics are re-estimated
+        log.info("weights replaced by their moving average (train.ema_momentum)")
     summary["bn_recalibration_batches"] = recalibrate_statistics(model, job)
     step = checkpoints.optimizer_step(runner)
     with atomic.atomic_path(output / MODEL_FILE, suffix=".keras") as tmp:
