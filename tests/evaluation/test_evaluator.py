@@ -54,13 +54,42 @@ def test_a_given_box_too_small_for_the_largest_image_is_refused_before_predictin
 
 def test_canvas_scores_equal_own_size_scores_with_one_traced_graph(shards):
     model = _per_pixel_model()  # per-pixel: padding cannot change a pixel's logits
-    own, _, count = score_split(model, shards, EvalSettings(eval_crop_size=None))
-    padded, _, _ = score_split(model, shards, EvalSettings(eval_crop_size="auto"))
-    assert count == 6 and own.sum() > 0
+    own, _, count, single = score_split(model, shards, EvalSettings(eval_crop_size=None))
+    padded = score_split(model, shards, EvalSettings(eval_crop_size="auto")).cm
+    assert count == 6 and own.sum() > 0 and single is None  # no TTA: no second matrix
     np.testing.assert_array_equal(padded, own)
+    sizes = {image.shape[:2] for _, image, _ in iterate_split(shards, "val")}
+    assert len(sizes) > 1  # the split has several image sizes ...
     fresh = _per_pixel_model()
-    score_split(fresh, shards, EvalSettings(eval_crop_size="auto"))
-    assert len(predict._GRAPHS[fresh]) == 1  # every val image ran through one graph
+    score_split(fresh, shards, EvalSettings(eval_crop_size=None, scales=(0.5, 1.0), flip=True))
+    assert predict._GRAPHS[fresh].experimental_get_tracing_count() == 1  # ... one trace
+
+
+def test_tta_keeps_the_plain_views_scores_beside_the_tta_ones(shards):
+    model = _per_pixel_model()
+    plain = score_split(model, shards, EvalSettings()).cm
+    tta = score_split(model, shards, EvalSettings(scales=(0.5, 1.0), flip=True))
+    np.testing.assert_array_equal(tta.single_scale_cm, plain)  # the same forward passes
+    assert tta.cm.sum() == plain.sum()
+    assert not np.array_equal(tta.cm, plain)  # a random per-pixel model is not flip-invariant
+    no_plain = score_split(model, shards, EvalSettings(scales=(0.5, 0.75)))
+    assert no_plain.single_scale_cm is None  # scale 1.0 was not among the views
+
+
+def test_reports_carry_the_protocol_and_the_single_scale_miou(shards, tmp_path):
+    import json
+
+    from bibcrop.evaluation.evaluator import SINGLE_SCALE_MIOU, evaluate
+
+    model = _per_pixel_model()
+    scores = evaluate(model, shards, tmp_path, EvalSettings(scales=(0.5, 1.0), flip=True))
+    plain = evaluate(model, shards, tmp_path / "plain", EvalSettings())
+    assert scores[SINGLE_SCALE_MIOU] == pytest.approx(plain["val/mean_iou"])
+    dvc = json.loads((tmp_path / "metrics.json").read_text())
+    assert dvc[SINGLE_SCALE_MIOU] == pytest.approx(plain["val/mean_iou"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["protocol"] == {"max_side": 513, "scales": [0.5, 1.0], "flip": True}
+    assert SINGLE_SCALE_MIOU not in json.loads((tmp_path / "plain/metrics.json").read_text())
 
 
 @pytest.mark.parametrize("value", ["big", [0, 513], [513], ["a", 3]])

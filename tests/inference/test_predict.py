@@ -52,3 +52,30 @@ def test_batched_parse_keeps_order_and_pairs_labels_with_confidence(tiny_model):
     (la, ca), (lc, cc) = serving.predict_many(tiny_model, [a, c], max_side=33, confidence=True)
     assert la.shape == ca.shape == (40, 30) and lc.shape == cc.shape == (25, 50)
     np.testing.assert_allclose(ca, serving.predict_parse(tiny_model, a, max_side=33)[1], atol=1e-6)
+
+
+def test_keras_models_run_as_one_graph_for_any_size_or_eagerly_when_they_cannot(tiny_model):
+    import keras
+    import pytest
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the traced graph is TensorFlow's")
+    rng = np.random.default_rng(3)
+    for shape in [(1, 33, 49, 3), (2, 49, 33, 3)]:
+        x = rng.uniform(0, 255, shape).astype(np.float32)
+        eager = keras.ops.convert_to_numpy(tiny_model(x, training=False))
+        np.testing.assert_allclose(serving.run_forward(tiny_model, x), eager, atol=1e-5)
+    assert serving._GRAPHS[tiny_model].experimental_get_tracing_count() == 1
+
+    class StaticOnly(keras.layers.Layer):  # needs the height as a Python int
+        def call(self, x):
+            return x * float(x.shape[1] > 0)
+
+        def compute_output_shape(self, shape):
+            return shape
+
+    inputs = keras.Input((None, None, 3))
+    static = keras.Model(inputs, StaticOnly()(inputs))
+    x = rng.uniform(0, 255, (1, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(serving.run_forward(static, x), x)  # ran eagerly
+    assert serving._GRAPHS[static] is None

@@ -52,6 +52,21 @@ def test_logits_come_back_at_the_input_size(output_stride, size):
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
+def test_one_graph_traced_for_any_size_matches_eager_calls(tiny_model):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a graph with run-time sizes is TensorFlow's; JAX traces static shapes")
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    graph = tf.function(lambda x: tiny_model(x, training=False), input_signature=[spec])
+    rng = np.random.default_rng(0)
+    for shape in [(1, 33, 49, 3), (2, 65, 33, 3), (1, 50, 71, 3)]:
+        x = rng.uniform(0, 255, shape).astype("float32")
+        eager = keras.ops.convert_to_numpy(tiny_model(x, training=False))
+        np.testing.assert_allclose(graph(x).numpy(), eager, rtol=1e-5, atol=1e-6)
+    assert graph.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
 def test_named_features_have_their_nominal_stride(output_stride):
     model = features_model(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -21,7 +22,7 @@ from bibcrop.data.lip_dataset import CLASS_NAMES, IGNORE_LABEL, NUM_CLASSES
 from bibcrop.data.tfrecords import iterate_sizes, iterate_split
 from bibcrop.evaluation import metrics, plots
 from bibcrop.inference.predict import padded_size
-from bibcrop.inference.tta import scaled_view_size, tta_labels
+from bibcrop.inference.tta import scaled_view_size, tta_logits_and_plain
 from bibcrop.progress import progress
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,30 @@ class EvalSettings:
     ignore_label: int = IGNORE_LABEL
     eval_crop_size: str | tuple[int, int] | None = None
 
+    @property
+    def uses_tta(self) -> bool:
+        return bool(self.flip) or tuple(self.scales) != (1.0,)
+
 
 # The comparable scores that go to ``metrics.json`` (DVC metrics); everything else
-# (per-class IoU, counts) goes to the report and the per-class plot.
+# (per-class IoU, counts) goes to the report and the per-class plot. With TTA on,
+# ``val/mean_iou_single_scale`` (the plain view's mIoU, what the crop stage's single pass
+# sees) joins them.
 DVC_METRICS = ("val/mean_iou", "val/pixel_accuracy", "val/mean_class_accuracy")
+SINGLE_SCALE_MIOU = "val/mean_iou_single_scale"
+
+
+class SplitScore(NamedTuple):
+    """What :func:`score_split` counted: ``cm`` int64 ``[C,C]`` (``cm[true, pred]``,
+    pixels) with the configured TTA, the first ``num_overlays`` ``(name, image, label,
+    prediction)`` tuples, the number of images, and ``single_scale_cm``: the confusion of
+    the plain view alone (scale 1.0, not flipped) from the same forward passes, or None
+    without TTA (then it equals ``cm``) or without 1.0 among the scales."""
+
+    cm: np.ndarray
+    overlays: list
+    count: int
+    single_scale_cm: np.ndarray | None = None
 
 
 def eval_canvases(tfrecord_dir: Path, s: EvalSettings) -> dict[float, tuple[int, int]] | None:
@@ -84,44 +105,65 @@ def eval_canvases(tfrecord_dir: Path, s: EvalSettings) -> dict[float, tuple[int,
     return canvases
 
 
-def score_split(
-    model: keras.Model, tfrecord_dir: Path, s: EvalSettings
-) -> tuple[np.ndarray, list, int]:
-    """Confusion matrix int64 ``[C,C]`` (``cm[true, pred]``, pixels) over the split, the
-    first ``num_overlays`` ``(name, image, label, prediction)`` tuples and the number of
-    images scored."""
+def score_split(model: keras.Model, tfrecord_dir: Path, s: EvalSettings) -> SplitScore:
+    """Score every image of ``s.split`` (see :class:`SplitScore`)."""
     canvases = eval_canvases(tfrecord_dir, s)
     if canvases:
         log.info("eval canvas per scale (h, w): %s", canvases)
     accumulator = metrics.confusion_accumulator(s.num_classes, s.ignore_label)
+    single = None
+    if s.uses_tta and 1.0 in [float(v) for v in s.scales]:
+        single = metrics.confusion_accumulator(s.num_classes, s.ignore_label)
     overlays = []
     count = 0
     examples = iterate_split(tfrecord_dir, s.split, limit=s.max_images)
     bar = progress(examples, desc=f"evaluate {s.split}", unit="image", total=s.max_images)
     for name, image, label in bar:
-        pred = tta_labels(model, image, s.max_side, list(s.scales), s.flip, canvases)
-        accumulator.update_state(label.astype(np.int32)[None], pred[None])
+        logits, plain = tta_logits_and_plain(
+            model, image, s.max_side, list(s.scales), s.flip, canvases
+        )
+        pred = np.argmax(logits, axis=-1).astype(np.int32)
+        truth = label.astype(np.int32)[None]
+        accumulator.update_state(truth, pred[None])
+        if single is not None:
+            single.update_state(truth, np.argmax(plain, axis=-1).astype(np.int32)[None])
         count += 1
         if len(overlays) < s.num_overlays:
             overlays.append((name, image, label, pred))
-    return metrics.confusion_matrix(accumulator), overlays, count
+    single_cm = None if single is None else metrics.confusion_matrix(single)
+    return SplitScore(metrics.confusion_matrix(accumulator), overlays, count, single_cm)
 
 
 def write_reports(
-    cm: np.ndarray, overlays: list, out_dir: Path, ignore_label: int = 255, num_images: int = 0
+    cm: np.ndarray,
+    overlays: list,
+    out_dir: Path,
+    ignore_label: int = 255,
+    num_images: int = 0,
+    single_scale_cm: np.ndarray | None = None,
+    protocol: dict | None = None,
 ) -> dict:
     """The scores dict (for MLflow), with every file (names in :mod:`bibcrop.layout`)
     written atomically under ``out_dir``: ``metrics.json`` holds only the comparable
-    numbers of :data:`DVC_METRICS`; ``report.json`` the counts and per-class scores;
+    numbers of :data:`DVC_METRICS` (plus :data:`SINGLE_SCALE_MIOU`, the mIoU of
+    ``single_scale_cm``, when given); ``report.json`` the counts, the ``protocol``
+    (scales, flip, max_side) and per-class scores;
     ``iou_per_class.json`` the per-class IoU as a DVC bar plot (classes absent from the
     split, NaN, left out)."""
     names = CLASS_NAMES[: cm.shape[0]]
     scores = metrics.scores(cm, names)
     scores["val/num_pixels"] = int(cm.sum())
+    keys = list(DVC_METRICS)
+    if single_scale_cm is not None:
+        scores[SINGLE_SCALE_MIOU] = metrics.scores(single_scale_cm, names)["val/mean_iou"]
+        keys.append(SINGLE_SCALE_MIOU)
     safe = _json_safe(scores)
-    atomic.write_json(out_dir / layout.METRICS_FILE, {k: safe[k] for k in DVC_METRICS})
+    atomic.write_json(out_dir / layout.METRICS_FILE, {k: safe[k] for k in keys})
     per_class_iou = {n: safe[f"val/iou/{n}"] for n in names}
-    report = {"images": int(num_images), "pixels": int(cm.sum()), "iou": per_class_iou}
+    report = {"images": int(num_images), "pixels": int(cm.sum())}
+    if protocol:
+        report["protocol"] = protocol
+    report["iou"] = per_class_iou
     atomic.write_json(out_dir / layout.EVAL_REPORT, report)
     rows = [{"class": n, "iou": v} for n, v in per_class_iou.items() if v is not None]
     atomic.write_json(out_dir / layout.IOU_PLOT, {"iou_per_class": rows})
@@ -146,17 +188,31 @@ def evaluate(model: keras.Model, tfrecord_dir: Path, out_dir: Path, s: EvalSetti
     Returns the scores (``val/mean_iou`` ...). RuntimeError when the split has no
     labelled pixel (stale or empty TFRecords).
     """
-    cm, overlays, count = score_split(model, Path(tfrecord_dir), s)
+    cm, overlays, count, single_cm = score_split(model, Path(tfrecord_dir), s)
     if cm.sum() == 0:
         raise RuntimeError(
             f"no labelled pixels in split {s.split!r} under {tfrecord_dir}: "
             "rebuild the TFRecords (`dvc repro tfrecords`)"
         )
-    scores = write_reports(cm, overlays, Path(out_dir), s.ignore_label, num_images=count)
+    protocol = {"max_side": s.max_side, "scales": list(s.scales), "flip": s.flip}
+    scores = write_reports(
+        cm, overlays, Path(out_dir), s.ignore_label, count, single_cm, protocol=protocol
+    )
     log.info(
-        "val mIoU %.4f, pixel accuracy %.4f over %d images",
+        "val mIoU %.4f (%s), pixel accuracy %.4f over %d images",
         scores["val/mean_iou"],
+        describe_protocol(s),
         scores["val/pixel_accuracy"],
         count,
     )
+    if SINGLE_SCALE_MIOU in scores:
+        log.info("val mIoU %.4f at single scale (the plain view)", scores[SINGLE_SCALE_MIOU])
     return scores
+
+
+def describe_protocol(s: EvalSettings) -> str:
+    """``"single scale"`` or e.g. ``"scales 0.75, 1, 1.25, 1.5 + flip"``."""
+    if not s.uses_tta:
+        return "single scale"
+    text = "scales " + ", ".join(f"{float(v):g}" for v in s.scales)
+    return text + (" + flip" if s.flip else "")

@@ -34,8 +34,13 @@ def convert(model, height: int, width: int) -> bytes:
 
     spec = tf.TensorSpec((1, height, width, 3), tf.float32, name="image")
     forward = tf.function(lambda image: model(image, training=False), input_signature=[spec])
+    # The trackable that keeps the variables alive is a module holding only this function:
+    # given the Keras model, the converter also traces the model's own call for any size,
+    # whose run-time resizes XNNPACK turns into NaN.
+    holder = tf.Module()
+    holder.forward = forward
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [forward.get_concrete_function()], model
+        [forward.get_concrete_function()], holder
     )
     return converter.convert()
 

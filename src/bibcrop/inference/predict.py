@@ -12,8 +12,8 @@ the labels. Source: DeepLab ``export_model.py`` / ``core/preprocess_utils.py``.
 from __future__ import annotations
 
 import functools
+import logging
 import weakref
-from collections import Counter
 from collections.abc import Sequence
 
 import keras
@@ -22,14 +22,10 @@ import numpy as np
 from bibcrop.imaging import array_to_rgb8
 from bibcrop.model.deeplab import input_mean_pixel
 
+log = logging.getLogger(__name__)
+
 MEAN_PIXEL = 127.5  # the default pad; a bibcrop model carries its own (input_mean_pixel)
-_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SHAPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-MAX_GRAPHS = 64  # traced input shapes kept per model
-# Eager calls of one input shape before it gets a traced graph: a trace costs several eager
-# calls (docs/PERFORMANCE.md), so a shape met only a few times (val images of every size)
-# stays eager; photos of one size get their graph from the 4th on.
-EAGER_CALLS = 3
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced graph
 ALIGN = 16
 
 
@@ -78,30 +74,38 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     """float32 logits for a float32 ``[B,H,W,3]`` batch from a Keras model or a backend.
 
     A backend (e.g. :class:`bibcrop.inference.litert.LiteRTForward`) is any callable taking
-    and returning numpy arrays. On TensorFlow a Keras model runs eagerly the first
-    :data:`EAGER_CALLS` times it meets an input shape and as a graph traced for that shape
-    from then on (faster, see docs/PERFORMANCE.md); shapes stay static in each trace, because
-    the model's run-time resizes need known sizes in graph mode. Each shape gets its own
-    ``tf.function`` traced once (not one function retraced per shape, which TensorFlow
-    reports as excessive retracing), at most :data:`MAX_GRAPHS` per model, oldest dropped.
+    and returning numpy arrays. On TensorFlow a Keras model runs as one ``tf.function``
+    traced once for any batch and image size (``[None, None, None, C]``): val images of
+    45 sizes cost one trace, and each call runs within about 10% of a graph traced for its
+    own shape (docs/PERFORMANCE.md). A model that cannot be traced for unknown sizes runs
+    eagerly (a warning says so once). Other backends call the model (JAX's ``jit`` would
+    compile once per shape).
     """
     if not isinstance(model, keras.Model):
         return np.asarray(model(x), dtype=np.float32)
-    seen = _SHAPES.setdefault(model, Counter())
-    if keras.backend.backend() != "tensorflow" or seen[x.shape] < EAGER_CALLS:
-        seen[x.shape] += 1  # a shape met a few times (eval images) is not worth a trace
-        return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
-    graphs = _GRAPHS.setdefault(model, {})
-    graph = graphs.pop(x.shape, None)
+    graph = _GRAPHS.get(model) if keras.backend.backend() == "tensorflow" else None
+    if graph is None and keras.backend.backend() == "tensorflow" and model not in _GRAPHS:
+        graph = _trace_any_size(model, x)
+        _GRAPHS[model] = graph
     if graph is None:
-        import tensorflow as tf
+        return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
+    return graph(np.asarray(x, np.float32)).numpy()
 
-        owner = weakref.ref(model)  # the cache must not keep the model alive
-        graph = tf.function(lambda batch: owner()(batch, training=False), reduce_retracing=False)
-        if len(graphs) >= MAX_GRAPHS:
-            graphs.pop(next(iter(graphs)))
-    graphs[x.shape] = graph  # most recently used last
-    return graph(x).numpy().astype(np.float32, copy=False)
+
+def _trace_any_size(model, x: np.ndarray):
+    """The model as a ``tf.function`` for ``[None, None, None, C]`` float32, traced now;
+    None (eager from then on) when the model's graph needs static sizes."""
+    import tensorflow as tf
+
+    owner = weakref.ref(model)  # the cache must not keep the model alive
+    spec = tf.TensorSpec([None, None, None, x.shape[-1]], tf.float32)
+    graph = tf.function(lambda batch: owner()(batch, training=False), input_signature=[spec])
+    try:
+        graph.get_concrete_function()
+    except (TypeError, ValueError, tf.errors.OperatorNotAllowedInGraphError) as err:
+        log.warning("model %s runs eagerly: no graph for any input size (%s)", model.name, err)
+        return None
+    return graph
 
 
 def pad_value(model, mean_pixel: float | None = None) -> float:

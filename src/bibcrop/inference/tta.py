@@ -35,28 +35,46 @@ def tta_logits(
 
     ``canvases`` maps a scale to the (h, w) box its views are padded to
     (:func:`bibcrop.inference.predict.predict_logits`'s ``canvas``); None = own size."""
+    return tta_logits_and_plain(model, image, max_side, scales, flip, canvases)[0]
+
+
+def tta_logits_and_plain(
+    model: keras.Model,
+    image: np.ndarray,
+    max_side: int,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    canvases: dict[float, tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`tta_logits` and, from the same forward passes, the plain view's logits
+    (scale 1.0, not flipped: what single-scale prediction gives), or None when scale 1.0
+    is not among ``scales``. Both float32 [H,W,C] at ``image``'s size. A view and its
+    mirror run as one batch of two (one forward call, one graph)."""
     from bibcrop.inference.predict import predict_logits
 
     h, w = image.shape[:2]
     total = None
+    plain = None
     count = 0
     for scale in scales:
         scaled = resize_image(image, float(scale))
-        views = [scaled, scaled[:, ::-1]] if flip else [scaled]
-        for index, view in enumerate(views):
-            canvas = (canvases or {}).get(float(scale))
-            logits = predict_logits(
-                model, np.ascontiguousarray(view), max_side=max_side, canvas=canvas
+        views = np.stack([scaled, scaled[:, ::-1]]) if flip else scaled[None]
+        canvas = (canvases or {}).get(float(scale))
+        batch = predict_logits(
+            model, np.ascontiguousarray(views), max_side, upsample=False, canvas=canvas
+        )  # at the model's size: one bilinear resize straight back to the image's size
+        if batch.shape[1:3] != (h, w):
+            batch = keras.ops.convert_to_numpy(
+                keras.ops.image.resize(batch, (h, w), interpolation="bilinear")
             )
-            if index == 1:
-                logits = flip_with_swap(logits, width_axis=-2, class_axis=-1)
-            if logits.shape[:2] != (h, w):
-                logits = keras.ops.convert_to_numpy(
-                    keras.ops.image.resize(logits[None], (h, w), interpolation="bilinear")
-                )[0]
-            total = logits if total is None else total + logits
-            count += 1
-    return total / count
+        if flip:
+            batch[1] = flip_with_swap(batch[1], width_axis=-2, class_axis=-1)
+        if float(scale) == 1.0:
+            plain = batch[0].copy()
+        summed = batch.sum(axis=0)
+        total = summed if total is None else total + summed
+        count += len(batch)
+    return total / count, plain
 
 
 def tta_labels(model, image, max_side, scales=(1.0,), flip=False, canvases=None) -> np.ndarray:

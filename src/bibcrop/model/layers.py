@@ -39,11 +39,25 @@ class ResizeLike(layers.Layer):
 
     def call(self, x, reference):
         shape = ops.shape(reference)
-        out = ops.image.resize(x, (shape[1], shape[2]), interpolation="bilinear")
+        size = (shape[1], shape[2])
+        if all(isinstance(n, int) for n in size):
+            out = ops.image.resize(x, size, interpolation="bilinear")
+        else:  # a TensorFlow graph traced for any input size: the size is a run-time tensor
+            out = _resize_at_run_time(x, size)
         return ops.cast(out, x.dtype)
 
     def compute_output_shape(self, x_shape, reference_shape):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
+
+
+def _resize_at_run_time(x, size):
+    """Bilinear, half-pixel centres, as ``keras.ops.image.resize`` on TensorFlow (which
+    calls the same ``tf.image.resize``) but with a size known only at run time, which
+    ``keras.ops.image.resize`` refuses (it checks ``size > 0`` in Python). Only a
+    TensorFlow graph traced with unknown height/width gets here; JAX traces static shapes."""
+    import tensorflow as tf
+
+    return tf.image.resize(x, tf.stack(size), method="bilinear")
 
 
 @keras.saving.register_keras_serializable(package="bibcrop")

@@ -16,7 +16,12 @@ import logging
 from omegaconf import DictConfig
 
 from bibcrop import layout
-from bibcrop.evaluation.evaluator import EvalSettings, evaluate
+from bibcrop.evaluation.evaluator import (
+    SINGLE_SCALE_MIOU,
+    EvalSettings,
+    describe_protocol,
+    evaluate,
+)
 from bibcrop.inference.loading import load_keras
 from bibcrop.project import resolve
 
@@ -81,12 +86,16 @@ def check_training_run(cfg: DictConfig) -> None:
 def run(cfg: DictConfig) -> dict:
     check_training_run(cfg)
     model = load_keras(resolve(cfg.train.output_dir) / layout.MODEL_FILE)
+    settings = eval_settings(cfg)
     scores = evaluate(
-        model, resolve(cfg.paths.tfrecords), resolve(cfg.evaluate.output_dir), eval_settings(cfg)
+        model, resolve(cfg.paths.tfrecords), resolve(cfg.evaluate.output_dir), settings
     )
     run_id = log_to_training_run(cfg, scores)
+    single = scores.get(SINGLE_SCALE_MIOU)
     print(
-        f"evaluate {cfg.evaluate.split}: mIoU {scores['val/mean_iou']:.4f}, "
-        f"pixel accuracy {scores['val/pixel_accuracy']:.4f} (MLflow run {run_id})"
+        f"evaluate {cfg.evaluate.split}: mIoU {scores['val/mean_iou']:.4f} "
+        f"({describe_protocol(settings)}"
+        + (f"; single scale {single:.4f}" if single is not None else "")
+        + f"), pixel accuracy {scores['val/pixel_accuracy']:.4f} (MLflow run {run_id})"
     )
     return scores

@@ -57,7 +57,6 @@ def _optional_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-
 def build_schedule(s: OptimizerSettings) -> keras.optimizers.schedules.LearningRateSchedule:
     return poly_schedule(
         base_learning_rate=s.base_learning_rate,
