@@ -70,9 +70,19 @@ def test_train_evaluate_export_register_and_load_the_champion(data, store, clien
     scores = evaluate.run(cfg)
     metrics = json.loads((data / "reports/eval/metrics.json").read_text())
     assert metrics["val/mean_iou"] == pytest.approx(scores["val/mean_iou"])
-    # dvc metrics: comparable numbers only; counts and per-class IoU in the report and plot
-    assert set(metrics) == {"val/mean_iou", "val/pixel_accuracy", "val/mean_class_accuracy"}
+    # dvc metrics: comparable numbers only; counts and per-class IoU in the report and plot.
+    # The default protocol is DeepLab's multi-scale + flip, so the single-scale mIoU joins them
+    assert set(metrics) == {
+        "val/mean_iou",
+        "val/pixel_accuracy",
+        "val/mean_class_accuracy",
+        "val/mean_iou_single_scale",
+    }
+    assert metrics["val/mean_iou_single_scale"] == pytest.approx(
+        scores["val/mean_iou_single_scale"]
+    )
     report = json.loads((data / "reports/eval/report.json").read_text())
+    assert report["protocol"] == {"max_side": 65, "scales": [0.75, 1.0, 1.25, 1.5], "flip": True}
     assert report["images"] == 2 and report["pixels"] == scores["val/num_pixels"]
     assert "Right-shoe" in report["iou"]
     rows = json.loads((data / "reports/eval/iou_per_class.json").read_text())["iou_per_class"]
