@@ -241,6 +241,8 @@ def main() -> None:
         "24 photos too",
     )
     args = parser.parse_args()
+    if args.demo_targets and not args.tune_photos:
+        parser.error("--demo-targets needs --tune-photos N (the demo's photos are then a set)")
 
     from bibcrop.config import compose_config
     from bibcrop.crop.roi import MODES, RoiSettings
