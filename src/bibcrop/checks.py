@@ -161,6 +161,45 @@ def _train(cfg: DictConfig) -> None:
     optional_file(cfg, "train.init_checkpoint", fix, folder_ok=True)
     optional_file(cfg, "train.imagenet_weights", fix)
     class_weights(cfg)
+    ema_momentum(cfg)
+    if _value(cfg, "train.evaluate"):  # sweeps score val after training with evaluate.*
+        eval_scales(cfg)
+
+
+def ema_momentum(cfg: DictConfig) -> None:
+    """``train.ema_momentum``: null or a decay strictly between 0 and 1."""
+    value = _value(cfg, "train.ema_momentum")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ConfigError(
+            "train.ema_momentum",
+            value,
+            "is not a decay in (0, 1)",
+            "use null (no weight averaging) or a decay such as 0.99",
+        )
+
+
+def eval_scales(cfg: DictConfig) -> tuple[float, ...]:
+    """``evaluate.scales``: a non-empty list of positive factors (DeepLab's ``eval_scales``)."""
+    value = _value(cfg, "evaluate.scales")
+    scales: tuple = ()
+    if value is not None and not isinstance(value, str | int | float):
+        try:
+            scales = tuple(float(v) for v in value if not isinstance(v, bool))
+        except (TypeError, ValueError):
+            scales = ()
+        if len(scales) != len(value):
+            scales = ()
+    if not scales or min(scales) <= 0:
+        shown = value if value is None or isinstance(value, str | int | float) else list(value)
+        raise ConfigError(
+            "evaluate.scales",
+            shown,
+            "is not a list of positive scale factors",
+            "use e.g. [1.0] (single scale) or [0.75, 1.0, 1.25, 1.5] (DeepLab's multi-scale)",
+        )
+    return scales
 
 
 def class_weights(cfg: DictConfig) -> None:
@@ -206,6 +245,7 @@ def eval_crop_size(cfg: DictConfig) -> str | tuple[int, int] | None:
 def _evaluate(cfg: DictConfig) -> None:
     tfrecord_folder(cfg)
     eval_crop_size(cfg)
+    eval_scales(cfg)
 
 
 CHECKS = {

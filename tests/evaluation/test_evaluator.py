@@ -103,3 +103,14 @@ def test_a_bad_eval_crop_size_is_a_config_error_naming_the_key(value):
 def test_good_eval_crop_sizes_pass(value):
     cfg = OmegaConf.create({"evaluate": {"eval_crop_size": value}})
     assert eval_crop_size(cfg) == (tuple(value) if isinstance(value, list) else value)
+
+
+@pytest.mark.parametrize("value", [[], [0.0], [1.0, -0.5], "big", 1.0, [True], None])
+def test_bad_eval_scales_are_a_config_error_naming_the_key(value):
+    from bibcrop.checks import eval_scales
+
+    cfg = OmegaConf.create({"evaluate": {"scales": value}})
+    with pytest.raises(ConfigError, match=r"^evaluate.scales=.*positive scale factors"):
+        eval_scales(cfg)
+    good = OmegaConf.create({"evaluate": {"scales": [0.75, 1, 1.25]}})
+    assert eval_scales(good) == (0.75, 1.0, 1.25)

@@ -215,6 +215,10 @@ KIND7 = {
                            "train.init_checkpoint={tmp}/model.ckpt-1", "nothing is downloaded"),
     "missing dataset": (["extract", "dataset.source_dir={tmp}/lip"],
                         "dataset.source_dir={tmp}/lip", "bibcrop synthesize"),
+    "a zero eval scale": (["evaluate", "paths.tfrecords={tmp}/shards", "evaluate.scales=[0]"],
+                          "evaluate.scales=[0]", "DeepLab's multi-scale"),
+    "ema momentum of 1.5": (["train", "paths.tfrecords={tmp}/shards", "train.ema_momentum=1.5"],
+                            "train.ema_momentum=1.5", "no weight averaging"),
 }  # fmt: skip
 
 
