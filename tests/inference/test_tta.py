@@ -2,7 +2,7 @@ import keras
 import numpy as np
 
 from bibcrop.data.lip_dataset import flip_lut
-from bibcrop.inference.tta import tta_logits
+from bibcrop.inference.tta import tta_logits_and_plain
 
 
 def test_flip_tta_averages_with_the_swapped_mirror():
@@ -12,8 +12,8 @@ def test_flip_tta_averages_with_the_swapped_mirror():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(20, 1)(inputs))
     image = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
-    plain = tta_logits(model, image, max_side=64)
-    flipped = tta_logits(model, image, max_side=64, flip=True)
+    plain = tta_logits_and_plain(model, image, max_side=64)[0]
+    flipped = tta_logits_and_plain(model, image, max_side=64, flip=True)[0]
     swapped = plain[..., flip_lut()[:20]]
     np.testing.assert_allclose(flipped, (plain + swapped) / 2, atol=1e-4)
 
@@ -22,4 +22,5 @@ def test_multi_scale_logits_come_back_at_the_image_size():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(20, 1)(inputs))
     image = np.zeros((30, 20, 3), np.uint8)
-    assert tta_logits(model, image, 64, scales=(0.5, 1.0, 1.5)).shape == (30, 20, 20)
+    logits = tta_logits_and_plain(model, image, 64, scales=(0.5, 1.0, 1.5))[0]
+    assert logits.shape == (30, 20, 20)

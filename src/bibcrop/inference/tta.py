@@ -23,21 +23,6 @@ def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(np.rint(keras.ops.convert_to_numpy(out)[0]), 0, 255).astype(np.uint8)
 
 
-def tta_logits(
-    model: keras.Model,
-    image: np.ndarray,
-    max_side: int,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    canvases: dict[float, tuple[int, int]] | None = None,
-) -> np.ndarray:
-    """Mean float32 logits [H,W,C] at ``image``'s size over scales and (optionally) flips.
-
-    ``canvases`` maps a scale to the (h, w) box its views are padded to
-    (:func:`bibcrop.inference.predict.predict_logits`'s ``canvas``); None = own size."""
-    return tta_logits_and_plain(model, image, max_side, scales, flip, canvases)[0]
-
-
 def tta_logits_and_plain(
     model: keras.Model,
     image: np.ndarray,
@@ -46,10 +31,13 @@ def tta_logits_and_plain(
     flip: bool = False,
     canvases: dict[float, tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`tta_logits` and, from the same forward passes, the plain view's logits
-    (scale 1.0, not flipped: what single-scale prediction gives), or None when scale 1.0
-    is not among ``scales``. Both float32 [H,W,C] at ``image``'s size. A view and its
-    mirror run as one batch of two (one forward call, one graph)."""
+    """Mean float32 logits [H,W,C] at ``image``'s size over scales and (optionally) flips
+    and, from the same forward passes, the plain view's logits (scale 1.0, not flipped:
+    what single-scale prediction gives), or None when scale 1.0 is not among ``scales``.
+    A view and its mirror run as one batch of two (one forward call, one graph).
+
+    ``canvases`` maps a scale to the (h, w) box its views are padded to
+    (:func:`bibcrop.inference.predict.predict_logits`'s ``canvas``); None = own size."""
     from bibcrop.inference.predict import predict_logits
 
     h, w = image.shape[:2]
@@ -77,15 +65,9 @@ def tta_logits_and_plain(
     return total / count, plain
 
 
-def tta_labels(model, image, max_side, scales=(1.0,), flip=False, canvases=None) -> np.ndarray:
-    """int32 label map [H,W] at the image's size (``canvases`` as in :func:`tta_logits`)."""
-    logits = tta_logits(model, image, max_side, scales, flip, canvases)
-    return np.argmax(logits, axis=-1).astype(np.int32)
-
-
 def scaled_view_size(height: int, width: int, scale: float, max_side: int) -> tuple[int, int]:
     """The (h, w) the model sees for an image of ``height`` x ``width`` at TTA ``scale``
-    with the long side capped at ``max_side``: what :func:`tta_logits` feeds
+    with the long side capped at ``max_side``: what :func:`tta_logits_and_plain` feeds
     :func:`bibcrop.inference.predict.predict_logits`."""
     from bibcrop.inference.predict import scaled_size
 
