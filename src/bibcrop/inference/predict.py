@@ -83,10 +83,11 @@ def run_forward(model, x: np.ndarray) -> np.ndarray:
     """
     if not isinstance(model, keras.Model):
         return np.asarray(model(x), dtype=np.float32)
-    graph = _GRAPHS.get(model) if keras.backend.backend() == "tensorflow" else None
-    if graph is None and keras.backend.backend() == "tensorflow" and model not in _GRAPHS:
-        graph = _trace_any_size(model, x)
-        _GRAPHS[model] = graph
+    graph = None
+    if keras.backend.backend() == "tensorflow":
+        if model not in _GRAPHS:  # None is kept too: a model that cannot be traced
+            _GRAPHS[model] = _trace_any_size(model, x)
+        graph = _GRAPHS[model]
     if graph is None:
         return keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
     return graph(np.asarray(x, np.float32)).numpy()
