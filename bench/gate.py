@@ -200,6 +200,11 @@ def tune(data, roi, grid, recall_min, retention_min, demo_targets=False):
     cands, truth, bibs = data["tune"]
     empty_cands, empty_truth, empty_bibs = data["tune_no_runner"]
     demo = data.get("demo") if demo_targets else None
+
+    def meets(m):  # the recall and retention targets
+        recall, retention = m["runner_recall"] or 0, m["bib_retention"] or 0
+        return recall >= recall_min and retention >= retention_min
+
     best, best_key = None, None
     names = list(grid)
     for values in itertools.product(*(grid[n] for n in names)):
@@ -207,11 +212,7 @@ def tune(data, roi, grid, recall_min, retention_min, demo_targets=False):
         if gate.min_parts == 3 and min(gate.min_head, gate.min_legs, gate.min_arms) == 0:
             continue  # min_parts only matters with every part check on
         m = score(cands, truth, bibs, roi, gate)
-        ok = (m["runner_recall"] or 0) >= recall_min and (m["bib_retention"] or 0) >= retention_min
-        if ok and demo is not None:
-            d = score(*demo, roi, gate)
-            ok = (d["runner_recall"] or 0) >= recall_min
-            ok = ok and (d["bib_retention"] or 0) >= retention_min
+        ok = meets(m) and (demo is None or meets(score(*demo, roi, gate)))
         if best_key is not None and best_key[0] and not ok:
             continue
         junk = score(empty_cands, empty_truth, empty_bibs, roi, gate)["crops"]
