@@ -20,8 +20,8 @@ With ``--tune-photos`` the demo's 24 photos are also reported as the set ``demo`
 
 Prints the best settings on the tuning sets (runner recall and bib retention targets met
 on ``tune``, and with ``--demo-targets`` on the demo's 24 photos among them too, then fewest
-crops on ``tune_no_runner``, then max crop precision, then least
-crop area, then the stricter thresholds) and every set's metrics with the
+crops on ``tune_no_runner``, then the highest F1 of crop precision and runner recall on
+``tune``, then least crop area, then the stricter thresholds) and every set's metrics with the
 configured gate and with the tuned gate.
 """
 
@@ -179,7 +179,7 @@ GRIDS = {
               "min_parts": [2, 3], "min_fill": [0.0, 0.45], "min_aspect": [0.0, 0.8, 1.0]},
     "medium": {"min_confidence": [0.0, 0.35, 0.45], "min_head": [0.0, 0.02, 0.04],
                "min_legs": [0.0, 0.1, 0.2], "min_arms": [0.0, 0.05, 0.1], "min_parts": [2, 3],
-               "min_fill": [0.0, 0.2, 0.5], "min_aspect": [0.0, 1.0, 1.2],
+               "min_fill": [0.0, 0.2, 0.5], "min_aspect": [0.0, 0.5, 0.7, 1.0],
                "max_head": [0.4, 100.0], "max_aspect": [3.5, 100.0]},
     "fine": {"min_confidence": [0.4, 0.42, 0.45, 0.5], "min_head": [0.02, 0.04, 0.06],
              "min_legs": [0.1, 0.15, 0.2, 0.3], "min_arms": [0.0, 0.02, 0.05, 0.1],
@@ -191,6 +191,12 @@ GRIDS = {
              "min_arms": [0.0, 0.01, 0.02, 0.05], "min_parts": [2, 3],
              "min_fill": [0.0, 0.3, 0.4, 0.5], "min_aspect": [0.0, 0.6, 0.8, 1.0]},
 }  # fmt: skip
+
+
+def f1(m: dict) -> float:
+    """The F1 score of crop precision and runner recall (0 when either is 0 or None)."""
+    p, r = m["crop_precision"] or 0, m["runner_recall"] or 0
+    return 2 * p * r / (p + r) if p + r else 0.0
 
 
 def tune(data, roi, grid, recall_min, retention_min, demo_targets=False):
@@ -218,7 +224,7 @@ def tune(data, roi, grid, recall_min, retention_min, demo_targets=False):
         junk = score(empty_cands, empty_truth, empty_bibs, roi, gate)["crops"]
         # ties go to the stricter gate (a photo kept intact is the safe side)
         strict = sum(v if n.startswith("min") else -v for n, v in zip(names, values, strict=True))
-        key = (ok, -junk, m["crop_precision"] or 0, -m["mean_crop_area"], strict)
+        key = (ok, -junk, f1(m), -m["mean_crop_area"], strict)
         if best_key is None or key > best_key:
             best, best_key = (gate, m), key
     return best

@@ -105,6 +105,19 @@ def test_min_parts_lets_a_candidate_miss_one_part_but_not_two():
     assert candidate["reasons"] == ["no_head", "no_arms"]
 
 
+def test_a_part_hidden_by_the_border_is_no_evidence_so_the_shown_ones_must_all_pass():
+    labels = np.zeros((40, 60), np.uint8)
+    person(labels, 20, 0, head=False, arms=False)  # cut by the top border, no arms
+    (candidate,) = run(labels, min_parts=2)["candidates"]
+    assert candidate["reasons"] == ["no_arms"]  # legs alone do not make a person
+    labels[:] = 0
+    person(labels, 20, 0, head=False)  # cut by the top border, legs and arms shown
+    assert run(labels, min_parts=2)["candidates"][0]["kept"]
+    labels = np.zeros((80, 60), np.uint8)
+    person(labels, 20, 10, arms=False)  # fully shown: head and legs are two parts of three
+    assert run(labels, min_parts=2)["candidates"][0]["kept"]
+
+
 def test_a_fragmented_torso_is_a_lace_of_pixels_not_a_garment():
     labels = np.zeros((80, 60), np.uint8)
     x0, y0, x1, y1 = person(labels, 20, 10)

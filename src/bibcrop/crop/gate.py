@@ -10,8 +10,12 @@ it, if any). It is kept only when every check passes; each failed check is a nam
   a runner cut by the border);
 - ``no_legs``: too few leg pixels (Pants, Skirt, legs, shoes, Socks) below the torso's
   centre, outside the torso itself (skipped when the torso touches the bottom edge);
-- ``no_arms``: too few arm or glove pixels beside the torso (these three part checks
-  drop a candidate only when fewer than ``min_parts`` of them pass);
+- ``no_arms``: too few arm or glove pixels beside the torso. These three part checks
+  drop a candidate only when fewer than ``min_parts`` of them pass. A part hidden by the
+  border (the head of a torso at the top edge, the legs of one at the bottom edge) is
+  neither evidence for nor against a person: the candidate then needs ``min_parts`` of
+  the parts it can show, or all of them when it shows fewer, so a torso cut by the top
+  border with ``min_parts`` 2 needs both legs and arms;
 - ``no_body`` (per_runner, before the checks): a torso with no pants below it and no
   body part around it (:func:`bibcrop.crop.roi.has_body_around`);
 - ``fragmented``: the torso fills less than ``min_fill`` of its bounding box (a lace of
@@ -120,15 +124,16 @@ def judge(figures: dict, s: GateSettings) -> list[str]:
     reasons = []
     if figures["confidence"] < s.min_confidence:
         reasons.append("low_confidence")
-    parts = []
-    if figures["head"] < s.min_head and figures["top_gap"] > s.edge_px:
-        parts.append("no_head")
-    if figures["legs"] < s.min_legs and figures["bottom_gap"] > s.edge_px:
-        parts.append("no_legs")
-    if figures["arms"] < s.min_arms:
-        parts.append("no_arms")
-    if 3 - len(parts) < s.min_parts:
-        reasons += parts
+    # a part hidden by the border is neither evidence for nor against a person: the
+    # candidate then needs min_parts of the parts it can show (all of them, if fewer)
+    visible = {"arms": True, "head": figures["top_gap"] > s.edge_px,
+               "legs": figures["bottom_gap"] > s.edge_px}  # fmt: skip
+    missing = [f"no_{part}" for part, threshold in
+               (("head", s.min_head), ("legs", s.min_legs), ("arms", s.min_arms))
+               if visible[part] and figures[part] < threshold]  # fmt: skip
+    shown = sum(visible.values())
+    if shown - len(missing) < min(s.min_parts, shown):
+        reasons += missing
     if figures["fill"] < s.min_fill:
         reasons.append("fragmented")
     if not s.min_aspect <= figures["aspect"] <= s.max_aspect or figures["head"] > s.max_head:
