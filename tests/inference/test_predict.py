@@ -47,6 +47,18 @@ def test_confidence_is_the_max_softmax_at_model_resolution_upsampled(tiny_model)
     assert np.abs(confidence - exact).mean() < 0.02  # the shortcut stays close to it
 
 
+def test_at_model_size_the_maps_are_the_logits_own_argmax_and_max_softmax(tiny_model):
+    image = _photo(70, 45, 4)  # capped at 33 px: the model sees 33x21
+    labels, confidence = serving.predict_parse(tiny_model, image, max_side=33, at_model_size=True)
+    assert labels.shape == confidence.shape == serving.scaled_size(70, 45, 33) == (33, 21)
+    low = serving.predict_logits(tiny_model, image, max_side=33, upsample=False)
+    np.testing.assert_array_equal(labels, low.argmax(-1))
+    np.testing.assert_allclose(confidence, _max_softmax(low), atol=1e-5)
+    small = _photo(30, 20, 5)  # under the cap: the input's own size either way
+    ((ls, cs),) = serving.predict_many(tiny_model, [small], 33, confidence=True, at_model_size=True)
+    np.testing.assert_array_equal(ls, serving.predict_labels(tiny_model, small, max_side=33))
+
+
 def test_batched_parse_keeps_order_and_pairs_labels_with_confidence(tiny_model):
     a, c = _photo(40, 30, 1), _photo(25, 50, 3)
     (la, ca), (lc, cc) = serving.predict_many(tiny_model, [a, c], max_side=33, confidence=True)

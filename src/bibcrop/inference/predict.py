@@ -176,20 +176,27 @@ def predict_parse(
     square: bool = False,
     mean_pixel: float | None = None,
     confidence: bool = True,
+    at_model_size: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(labels, confidence)`` at the input size: int32 labels ``[H,W]`` (or ``[B,H,W]``)
     and the float32 max softmax probability per pixel (0..1, same shape), or ``None``
-    with ``confidence=False``. The probability is the max over the C class softmax
-    (DeepLab's ``semantic`` output before its argmax) at the model's resolution, then
-    upsampled bilinearly with the labels' logits: one channel instead of C keeps its cost
-    within a few % of the crop stage (docs/PERFORMANCE.md).
+    with ``confidence=False``. ``at_model_size`` returns both at the model's resolution
+    instead (the input's size with its long side capped at ``max_side``,
+    :func:`scaled_size`): upsampling them further adds no detail, and at 1280x720 with a
+    641 px cap it costs a third of a LiteRT forward pass (docs/PERFORMANCE.md).
+
+    The probability is the max over the C class softmax (DeepLab's ``semantic`` output
+    before its argmax) at the model's resolution, then upsampled bilinearly with the
+    labels' logits: one channel instead of C keeps its cost within a few % of the crop
+    stage (docs/PERFORMANCE.md).
 
     ``images``: uint8 RGB, or anything :func:`bibcrop.imaging.array_to_rgb8` takes (grey,
     RGBA, 16-bit, float), made 8-bit RGB by the same rule as every decoder in bibcrop.
     """
     images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
-    return upsampled_parse(logits, images.shape[-3:-1], confidence)
+    size = logits.shape[-3:-1] if at_model_size else images.shape[-3:-1]
+    return upsampled_parse(logits, size, confidence)
 
 
 def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -256,10 +263,12 @@ def predict_many(
     max_side: int = 513,
     mean_pixel: float | None = None,
     confidence: bool = False,
+    at_model_size: bool = False,
 ):
     """Labels for photos of mixed sizes, batched where sizes agree; input order kept.
 
-    With ``confidence`` each item is ``(labels, confidence)`` (see :func:`predict_parse`).
+    With ``confidence`` each item is ``(labels, confidence)``; ``at_model_size`` as in
+    :func:`predict_parse`.
     """
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
@@ -268,8 +277,9 @@ def predict_many(
     for indices in groups.values():
         batch = np.stack([images[i] for i in indices])
         labels, conf = predict_parse(
-            model, batch, max_side, mean_pixel=mean_pixel, confidence=confidence
-        )
+            model, batch, max_side, mean_pixel=mean_pixel, confidence=confidence,
+            at_model_size=at_model_size,
+        )  # fmt: skip
         for k, i in enumerate(indices):
             out[i] = (labels[k], conf[k]) if confidence else labels[k]
     return out
