@@ -56,19 +56,30 @@ def model_lines(root: Path, params: dict) -> list[str]:
         )
     metrics = _read(root / params["evaluate"]["output_dir"] / "metrics.json")
     if metrics:
+        single = metrics.get("val/mean_iou_single_scale")  # present when TTA is on
         lines.append(
-            f"evaluate: val mIoU {metrics['val/mean_iou']:.4f}, "
-            f"pixel accuracy {metrics['val/pixel_accuracy']:.4f}"
+            f"evaluate: val mIoU {metrics['val/mean_iou']:.4f}"
+            + (f" (single scale {single:.4f})" if single is not None else "")
+            + f", pixel accuracy {metrics['val/pixel_accuracy']:.4f}"
         )
     export = _read(root / params["export"]["output_dir"] / "export.json")
     if export:
         lines.append(f"registered: {export['name']} v{export['version']} @{export['alias']}")
     crop = _read(root / params["paths"]["reports"] / layout.CROP_REPORT)
     if crop:
-        lines.append(
+        intact = crop.get("outcomes", {}).get("intact", 0)
+        line = (
             f"crop ({crop['mode']}): {crop['photos']} photos, {crop['crops']} crops, "
-            f"bib retention {crop['bib_retention']}, mean crop area {crop['mean_crop_area_share']}"
+            f"{intact} intact, bib retention {crop['bib_retention']}, "
+            f"mean crop area {crop['mean_crop_area_share']}"
         )
+        truth = crop.get("truth", {}).get(crop["mode"])  # with the photos' truth label maps
+        if truth:
+            line += (
+                f"; crop precision {truth['crop_precision']}, "
+                f"runner recall {truth['runner_recall']} ({truth['runners']} runners)"
+            )
+        lines.append(line)
     if run:
         lines.append("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return lines
