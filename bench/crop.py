@@ -84,6 +84,7 @@ def main() -> None:
     from bibcrop.crop.roi import RoiSettings
     from bibcrop.inference import make_forward
     from bibcrop.inference.loading import Segmenter
+    from bibcrop.inference.predict import predict_many
     from bibcrop.model import ModelSettings, build_model
 
     cfg = compose_config([])
@@ -94,8 +95,14 @@ def main() -> None:
     segmenter = Segmenter(model, int(cfg.crop.max_side))
     cache = tempfile.TemporaryDirectory()
     segmenter.forward = make_forward(args.backend, model, Path(cache.name), "bench" * 13)
-    if args.no_confidence:
-        segmenter.parse_many = lambda images: [(x, None) for x in segmenter.labels_many(images)]
+    if args.no_confidence:  # the stage's own parse (at the model's resolution), labels only
+
+        def labels_only(images):
+            out = predict_many(segmenter.forward, images, segmenter.max_side,
+                               segmenter.mean_pixel, at_model_size=True)  # fmt: skip
+            return [(labels, None) for labels in out]
+
+        segmenter.parse_many = labels_only
     rows = []
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     for width, height in sizes:
@@ -110,7 +117,7 @@ def main() -> None:
             # met, traced the second) for this photo size, outside the timing
             reduced = photos.load_reduced(files[0], int(cfg.crop.max_side))
             for _ in range(2):
-                segmenter.labels_many([reduced] * args.batch_size)
+                segmenter.parse_many([reduced] * args.batch_size)
             roi = RoiSettings.from_cfg(cfg.crop)
             job = CropJob(folder / "photos", folder / "out", roi, {}, batch_size=args.batch_size)
             start = time.perf_counter()
