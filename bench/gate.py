@@ -118,13 +118,13 @@ def candidates_of(parses: dict, roi) -> dict:
                 [(box, alone, measure(labels, conf, torso)) for torso, box, alone in found],
                 reason,
             )
-        out[name] = (per_mode, labels.shape[1], size)
+        out[name] = (per_mode, labels.shape, size)
     return out
 
 
-def boxes_for(per_mode, mode, map_width, size, roi, gate):
+def boxes_for(per_mode, mode, map_shape, size, roi, gate):
     from bibcrop.crop.gate import judge, photo_reason
-    from bibcrop.crop.roi import finish_box, merge_overlapping
+    from bibcrop.crop.roi import finish_box, map_scale, merge_overlapping
 
     found, reason = per_mode[mode]
     if reason:
@@ -137,7 +137,7 @@ def boxes_for(per_mode, mode, map_width, size, roi, gate):
         return [], photo_reason(dropped)
     if mode == "per_runner":
         kept = merge_overlapping(kept)
-    scale = size[0] / map_width
+    scale = map_scale(map_shape, size)
     boxes = [b for b in (finish_box(k, scale, *size, roi)[0] for k in kept) if b]
     return boxes, (None if boxes else "too_small")
 
@@ -149,11 +149,11 @@ def score(cands: dict, truth: dict, bibs: dict, roi, gate, mode="per_runner") ->
     from bibcrop.crop.metrics import photo_truth, summarize_truth
 
     rows = []
-    for name, (per_mode, map_width, size) in cands.items():
-        boxes, why = boxes_for(per_mode, mode, map_width, size, roi, gate)
+    for name, (per_mode, map_shape, size) in cands.items():
+        boxes, why = boxes_for(per_mode, mode, map_shape, size, roi, gate)
         key = (id(truth), name, tuple(boxes))  # many settings give a photo the same boxes
         if key not in _COUNTS:
-            runners, truth_width = truth.get(name, ([], map_width))
+            runners, truth_width = truth.get(name, ([], map_shape[1]))
             _COUNTS[key] = photo_truth(boxes, runners, bibs.get(name, []), size, truth_width,
                                        0.001)  # fmt: skip
         rows.append({**_COUNTS[key], "intact_reason": why})
@@ -216,7 +216,7 @@ def tune(data, roi, grid, recall_min, retention_min, demo_targets=False):
     for values in itertools.product(*(grid[n] for n in names)):
         gate = replace(roi.gate, **dict(zip(names, values, strict=True)))
         if gate.min_parts == 3 and min(gate.min_head, gate.min_legs, gate.min_arms) == 0:
-            continue  # min_parts only matters with every part check on
+            continue  # with a part check off, 3 asks all the others to pass, as 2 does
         m = score(cands, truth, bibs, roi, gate)
         ok = meets(m) and (demo is None or meets(score(*demo, roi, gate)))
         if best_key is not None and best_key[0] and not ok:
@@ -260,7 +260,9 @@ def main() -> None:
     source = ModelSource(Path(args.model), None, int(cfg.crop.max_side), "litert",
                          Path(args.cache) / "litert")  # fmt: skip
     segmenter = load_segmenter(source)
-    cache = Path(args.cache) / segmenter.info["sha256"][:12]
+    # parses depend on the model, the inference size and how the stage parses (since
+    # 2026-12-01 at the model's resolution: "model-res")
+    cache = Path(args.cache) / f"{segmenter.info['sha256'][:12]}-{cfg.crop.max_side}-model-res"
     sets = make_sets(Path(args.cache), args.tune_photos)
     data = {}
     for name, folder in sets.items():

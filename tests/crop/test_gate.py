@@ -118,6 +118,27 @@ def test_a_part_hidden_by_the_border_is_no_evidence_so_the_shown_ones_must_all_p
     assert run(labels, min_parts=2)["candidates"][0]["kept"]
 
 
+def test_a_part_check_switched_off_is_not_counted_whether_or_not_the_border_hides_a_part():
+    labels = np.zeros((80, 60), np.uint8)
+    person(labels, 20, 10, head=False, arms=False)  # whole, legs only
+    (candidate,) = run(labels, min_head=0.0, min_parts=2)["candidates"]
+    assert candidate["reasons"] == ["no_arms"]  # head check off: legs and arms are the two
+    labels = np.zeros((40, 60), np.uint8)
+    person(labels, 20, 0, head=False, arms=False)  # the same runner cut by the top border
+    (candidate,) = run(labels, min_head=0.0, min_parts=2)["candidates"]
+    assert candidate["reasons"] == ["no_arms"]
+    assert run(labels, min_head=0.0, min_arms=0.0, min_parts=2)["candidates"][0]["kept"]
+
+
+def test_candidate_boxes_scale_by_x_and_y_and_stay_inside_the_photo():
+    labels = np.zeros((361, 641), np.uint8)  # 1280x720 parsed at the model's 641x361
+    person(labels, 300, 331, w=20, h=30, legs=False)  # torso runs into the bottom edge
+    decision = decide(labels, (1280, 720), settings())
+    (candidate,) = decision["candidates"]
+    assert candidate["box"][3] == 720  # 361 x (720 / 361), not 361 x (1280 / 641) = 721
+    assert all(0 <= x <= 1280 for x in candidate["box"][::2])
+
+
 def test_a_fragmented_torso_is_a_lace_of_pixels_not_a_garment():
     labels = np.zeros((80, 60), np.uint8)
     x0, y0, x1, y1 = person(labels, 20, 10)

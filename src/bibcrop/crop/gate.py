@@ -12,10 +12,11 @@ it, if any). It is kept only when every check passes; each failed check is a nam
   centre, outside the torso itself (skipped when the torso touches the bottom edge);
 - ``no_arms``: too few arm or glove pixels beside the torso. These three part checks
   drop a candidate only when fewer than ``min_parts`` of them pass. A part hidden by the
-  border (the head of a torso at the top edge, the legs of one at the bottom edge) is
-  neither evidence for nor against a person: the candidate then needs ``min_parts`` of
-  the parts it can show, or all of them when it shows fewer, so a torso cut by the top
-  border with ``min_parts`` 2 needs both legs and arms;
+  border (the head of a torso at the top edge, the legs of one at the bottom edge) or
+  whose check is off (threshold 0) is neither evidence for nor against a person: the
+  candidate needs ``min_parts`` of the checked parts it can show, or all of them when it
+  shows fewer, so a torso cut by the top border with ``min_parts`` 2 needs both legs and
+  arms;
 - ``no_body`` (per_runner, before the checks): a torso with no pants below it and no
   body part around it (:func:`bibcrop.crop.roi.has_body_around`);
 - ``fragmented``: the torso fills less than ``min_fill`` of its bounding box (a lace of
@@ -62,6 +63,7 @@ class GateSettings:
     max_aspect: float = float("inf")
     max_head: float = float("inf")  # head pixels / torso pixels
     edge_px: int = 2  # a torso this close to the top/bottom edge is cut by the border
+    # (label-map pixels: the crop stage parses at the model's resolution, crop.max_side)
 
     @classmethod
     def from_cfg(cls, gate_cfg) -> GateSettings:
@@ -124,15 +126,15 @@ def judge(figures: dict, s: GateSettings) -> list[str]:
     reasons = []
     if figures["confidence"] < s.min_confidence:
         reasons.append("low_confidence")
-    # a part hidden by the border is neither evidence for nor against a person: the
-    # candidate then needs min_parts of the parts it can show (all of them, if fewer)
-    visible = {"arms": True, "head": figures["top_gap"] > s.edge_px,
-               "legs": figures["bottom_gap"] > s.edge_px}  # fmt: skip
-    missing = [f"no_{part}" for part, threshold in
-               (("head", s.min_head), ("legs", s.min_legs), ("arms", s.min_arms))
-               if visible[part] and figures[part] < threshold]  # fmt: skip
-    shown = sum(visible.values())
-    if shown - len(missing) < min(s.min_parts, shown):
+    # a part hidden by the border, or whose check is off, is neither evidence for nor
+    # against a person: the candidate needs min_parts of the checked parts it can show
+    # (all of them, if fewer)
+    visible = {"head": figures["top_gap"] > s.edge_px, "legs": figures["bottom_gap"] > s.edge_px,
+               "arms": True}  # fmt: skip
+    thresholds = {"head": s.min_head, "legs": s.min_legs, "arms": s.min_arms}
+    checked = [part for part in ("head", "legs", "arms") if visible[part] and thresholds[part] > 0]
+    missing = [f"no_{part}" for part in checked if figures[part] < thresholds[part]]
+    if len(checked) - len(missing) < min(s.min_parts, len(checked)):
         reasons += missing
     if figures["fill"] < s.min_fill:
         reasons.append("fragmented")

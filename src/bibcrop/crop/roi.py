@@ -205,9 +205,23 @@ def merge_overlapping(boxes: list[tuple], threshold: float = 0.6) -> list[tuple]
     return merged
 
 
-def finish_box(box, scale: float, width: int, height: int, s: RoiSettings):
-    """Scale a label-map box to the photo, add the margin, clip; ``(box, reason)``."""
-    x0, y0, x1, y1 = (v * scale for v in box)
+def map_scale(map_shape: tuple[int, ...], photo_size: tuple[int, int]) -> tuple[float, float]:
+    """``(sx, sy)``: photo pixels per label-map pixel along x and y, for a map of shape
+    ``(h, w)`` and a photo of ``(width, height)``. The two differ slightly when the map's
+    size was rounded (1280x720 parsed at 641x361: 1.9969 and 1.9945)."""
+    return photo_size[0] / map_shape[1], photo_size[1] / map_shape[0]
+
+
+def scale_box(box, scale: tuple[float, float]) -> tuple[float, float, float, float]:
+    """A label-map box ``(x0, y0, x1, y1)`` in photo pixels (``scale`` from :func:`map_scale`)."""
+    sx, sy = scale
+    return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+
+
+def finish_box(box, scale: tuple[float, float], width: int, height: int, s: RoiSettings):
+    """Scale a label-map box to the photo (``scale`` from :func:`map_scale`), add the margin,
+    clip; ``(box, reason)``."""
+    x0, y0, x1, y1 = scale_box(box, scale)
     if x1 <= x0 or y1 <= y0:
         return None, "invalid_box"
     mx, my = (x1 - x0) * s.margin_pct / 100, (y1 - y0) * s.margin_pct / 100
@@ -254,7 +268,7 @@ def decide(
     the photo stays intact for ``reasons``.
     """
     width, height = photo_size
-    scale = width / labels.shape[1]
+    scale = map_scale(labels.shape, photo_size)
     found, reason = raw_candidates(labels, s)
     if reason:
         return {"boxes": [], "reasons": [reason], "candidates": []}
@@ -263,7 +277,7 @@ def decide(
         figures = measure(labels, confidence, torso)
         why = ["no_body", *judge(figures, s.gate)] if alone else judge(figures, s.gate)
         records.append({
-            "box": [int(round(v * scale)) for v in box],
+            "box": [int(round(v)) for v in scale_box(box, scale)],
             "confidence": figures["confidence"],
             "checks": {k: figures[k] for k in ("head", "legs", "arms", "fill", "aspect")},
             "kept": not why,
