@@ -231,8 +231,8 @@ def upsampled_parse(
         if confidence:
             low = 1.0 / np.exp(batch - batch.max(axis=-1, keepdims=True)).sum(axis=-1)
             conf = _resize(low[..., None].astype(np.float32), size)[..., 0]
-    else:
-        graph = _traced_upsampled_parse(bool(confidence))
+    else:  # at the logits' own size there is nothing to resize (at_model_size)
+        graph = _traced_upsampled_parse(bool(confidence), batch.shape[1:3] != size)
         out = graph(batch, np.array(size, np.int32))
         labels = out[0].numpy()
         conf = out[1].numpy() if confidence else None
@@ -242,16 +242,21 @@ def upsampled_parse(
 
 
 @functools.cache
-def _traced_upsampled_parse(confidence: bool):
+def _traced_upsampled_parse(confidence: bool, resize: bool = True):
     import tensorflow as tf
 
+    def upsample(x, target):
+        return tf.image.resize(x, target, method="bilinear") if resize else x
+
     def parse(batch, target):
-        resized = tf.image.resize(batch, target, method="bilinear")
-        labels = tf.argmax(resized, axis=-1, output_type=tf.int32)
+        labels = tf.argmax(upsample(batch, target), axis=-1, output_type=tf.int32)
         if not confidence:
             return labels, tf.zeros([0])
-        low = tf.exp(tf.reduce_max(batch, axis=-1) - tf.reduce_logsumexp(batch, axis=-1))
-        return labels, tf.image.resize(low[..., None], target, method="bilinear")[..., 0]
+        # max softmax = 1 / sum(exp(logits - max)): two passes over the logits, not
+        # logsumexp's four
+        peak = tf.reduce_max(batch, axis=-1, keepdims=True)
+        low = tf.math.reciprocal(tf.reduce_sum(tf.exp(batch - peak), axis=-1, keepdims=True))
+        return labels, upsample(low, target)[..., 0]
 
     signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
     return tf.function(parse, input_signature=signature)
