@@ -12,6 +12,7 @@ model: a ``.keras`` file if given, else the default config's model with random w
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -84,7 +85,6 @@ def main() -> None:
     from bibcrop.crop.roi import RoiSettings
     from bibcrop.inference import make_forward
     from bibcrop.inference.loading import Segmenter
-    from bibcrop.inference.predict import predict_many
     from bibcrop.model import ModelSettings, build_model
 
     cfg = compose_config([])
@@ -96,13 +96,7 @@ def main() -> None:
     cache = tempfile.TemporaryDirectory()
     segmenter.forward = make_forward(args.backend, model, Path(cache.name), "bench" * 13)
     if args.no_confidence:  # the stage's own parse (at the model's resolution), labels only
-
-        def labels_only(images):
-            out = predict_many(segmenter.forward, images, segmenter.max_side,
-                               segmenter.mean_pixel, at_model_size=True)  # fmt: skip
-            return [(labels, None) for labels in out]
-
-        segmenter.parse_many = labels_only
+        segmenter.parse_many = functools.partial(segmenter.parse_many, confidence=False)
     rows = []
     sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")]
     for width, height in sizes:

@@ -91,3 +91,14 @@ def test_keras_models_run_as_one_graph_for_any_size_or_eagerly_when_they_cannot(
     x = rng.uniform(0, 255, (1, 5, 7, 3)).astype(np.float32)
     np.testing.assert_array_equal(serving.run_forward(static, x), x)  # ran eagerly
     assert serving._GRAPHS[static] is None
+
+
+def test_segmenter_parse_many_without_confidence_gives_the_same_labels_and_none(tiny_model):
+    from bibcrop.inference.loading import Segmenter
+
+    segmenter = Segmenter(tiny_model, 33)
+    a, c = _photo(70, 45, 6), _photo(25, 50, 7)
+    plain = segmenter.parse_many([a, c], confidence=False)
+    assert [conf for _, conf in plain] == [None, None]
+    for (labels, _), image in zip(plain, [a, c], strict=True):
+        np.testing.assert_array_equal(labels, segmenter.parse(image)[0])

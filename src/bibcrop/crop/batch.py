@@ -104,7 +104,7 @@ def plan_photo(
     crop stage and the crop service (:mod:`bibcrop.crop.service`) share.
 
     ``full`` is the uint8 photo [H, W, 3], ``labels`` the segmenter's int32 map of its
-    reduced copy (at the model's resolution; boxes scale by the map's width) and
+    reduced copy (at the model's resolution; boxes scale from it along x and y) and
     ``confidence`` its float32 max-softmax map of the same size (or None: no confidence
     check), ``rows`` its bib rows (:class:`~bibcrop.crop.annotations.BibRow` s or
     ``(x0, y0, x1, y1, class)`` tuples in photo pixels), each checked against the

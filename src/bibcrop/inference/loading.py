@@ -57,15 +57,19 @@ class Segmenter:
         """``(labels, confidence)`` for a uint8 RGB image ``[H, W, 3]`` at the model's
         resolution (``h, w`` = the image's size with its long side capped at ``max_side``):
         int32 LIP labels ``[h, w]`` and float32 max softmax probability ``[h, w]`` (0..1).
-        The crop stage scales boxes from the map's width to the photo's."""
+        The crop stage scales boxes from the map to the photo along x and y."""
         return predict_parse(self.forward or self.model, image, self.max_side, square,
                              self.mean_pixel, at_model_size=True)  # fmt: skip
 
-    def parse_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`parse` for several photos, batched where their sizes agree."""
-        return predict_many(self.forward or self.model, images, max_side=self.max_side,
-                            mean_pixel=self.mean_pixel, confidence=True,
-                            at_model_size=True)  # fmt: skip
+    def parse_many(
+        self, images: list[np.ndarray], confidence: bool = True
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """:meth:`parse` for several photos, batched where their sizes agree;
+        ``confidence=False`` skips the max softmax (each pair's second item is None)."""
+        out = predict_many(self.forward or self.model, images, max_side=self.max_side,
+                           mean_pixel=self.mean_pixel, confidence=confidence,
+                           at_model_size=True)  # fmt: skip
+        return out if confidence else [(labels, None) for labels in out]
 
     @property
     def mean_pixel(self) -> float:
