@@ -122,6 +122,28 @@ def _crop(cfg: DictConfig) -> None:
         )
 
 
+def _read(cfg: DictConfig) -> None:
+    from bibcrop.crop.roi import MODES
+    from bibcrop.read.reader import READERS
+    from bibcrop.read.sources import SOURCES
+
+    choice(cfg, "read.reader", READERS)
+    for key, known in (("read.sources", SOURCES), ("read.modes", MODES)):
+        values = _value(cfg, key)
+        bad = [v for v in (values or []) if v not in known]
+        if not values or bad:
+            raise ConfigError(key, values, f"unknown {bad}" if bad else "empty",
+                              f"a list of {', '.join(known)}")  # fmt: skip
+    folder(cfg, "read.input_dir", "point it at the folder of race photos (crop.input_dir)")
+    optional_file(cfg, "read.truth", "point it at a CSV with filename,number, or set it to null")
+    optional_file(cfg, "read.start_list", "point it at the start list, or set it to null")
+    rules = _value(cfg, "read.rules")
+    if not 1 <= int(rules.min_digits) <= int(rules.max_digits):
+        raise ConfigError("read.rules.min_digits", rules.min_digits,
+                          f"must be >= 1 and <= read.rules.max_digits={rules.max_digits}",
+                          "give the event's digit count range")  # fmt: skip
+
+
 def crop_truth(cfg: DictConfig) -> tuple[Path, Path]:
     """``crop.truth_labels`` (a folder of truth label maps) and ``crop.annotations`` (the
     bib CSV) for ``bibcrop crop-truth``: both must be set and exist."""
@@ -257,6 +279,7 @@ CHECKS = {
     "manifest": tfrecord_folder,
     "crop": _crop,
     "crop-truth": crop_truth,
+    "read": _read,
 }
 
 

@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "export": "bibcrop.stages.export",
     "crop": "bibcrop.stages.crop",
     "crop-truth": "bibcrop.stages.crop_truth",
+    "read": "bibcrop.stages.read",
 }
 
 # Stage-specific flags that Hydra would not parse, turned into config overrides.
@@ -200,7 +201,7 @@ def _compose(args: list[str]) -> int:
 
 
 def usage() -> str:
-    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary", "relocate-store"]))
+    names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary", "relocate-store", "find"]))
     return (
         "usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\n"
         "-v/--verbose (or BIBCROP_VERBOSE=1): tracebacks and TensorFlow's INFO logs\n\n"
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     stage, args = argv[0], expand_overrides(argv[1:])
     if stage == "compose":
         return _compose(args)
-    if stage in ("server", "summary", "relocate-store"):
+    if stage in ("server", "summary", "relocate-store", "find"):
         return _plain_command(stage, args)
     if stage not in STAGES:
         sys.stderr.write(f"bibcrop: unknown stage {stage!r}\n\n{usage()}")
@@ -251,6 +252,40 @@ def _relocate_store(args: list[str]) -> int:
     return 0
 
 
+def _find(args: list[str]) -> int:
+    """``bibcrop find <number> [--index CSV]``: a runner's photos (and crops) from the event
+    index the read stage wrote (``{paths.reports}/read/index.csv`` of params.yaml)."""
+    import argparse
+
+    from bibcrop import layout
+    from bibcrop.config import read_params
+    from bibcrop.project import project_root
+    from bibcrop.read.index import find, read_index
+
+    parser = argparse.ArgumentParser(
+        prog="bibcrop find", description="List the photos (and crops) of a bib number."
+    )
+    parser.add_argument("number", help="the bib number, digits")
+    parser.add_argument("--index", help="an index.csv (default: the project's read stage's)")
+    ns = parser.parse_args(args)
+    if not ns.number.strip().isdigit():
+        raise ValueError(
+            f"bibcrop find {ns.number!r}: a bib number is digits, e.g. bibcrop find 1988"
+        )
+    if ns.index:
+        path = ns.index
+    else:
+        root = project_root()
+        path = root / read_params(root)["paths"]["reports"] / layout.READ_INDEX
+    found = find(read_index(path), ns.number)
+    for e in found:
+        crop = f"  crop {e.crop}" if e.crop else ""
+        print(f"{e.number}  {e.photo}  box {list(e.box)}  score {e.score:.2f}  ({e.source}){crop}")
+    photos = len({e.photo for e in found})
+    print(f"{ns.number}: {photos} photo{'s' if photos != 1 else ''} in {path}")
+    return 0 if found else 1
+
+
 def _plain_command(stage: str, args: list[str]) -> int:
     """``server`` and ``summary``: not Hydra apps; their input errors are two lines too."""
     verbose = any(a in VERBOSE for a in args) or os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -262,6 +297,8 @@ def _plain_command(stage: str, args: list[str]) -> int:
             return server(args)
         if stage == "relocate-store":
             return _relocate_store(args)
+        if stage == "find":
+            return _find(args)
         from bibcrop.summary import main as summary
 
         return summary()

@@ -81,7 +81,7 @@ class BibTable:
 
 
 def _is_header(row: list[str]) -> bool:
-    return len(row) == len(FIELDS) and not _numbers(row[1:5])
+    return len(row) >= len(FIELDS) and not _numbers(row[1:5])
 
 
 def _numbers(cells: list[str]):
@@ -106,15 +106,15 @@ def read_table(path: str | Path) -> BibTable:
             f"crop.annotations={path}: not UTF-8 text ({err.reason} at byte {err.start}); "
             "save it as 'CSV UTF-8'"
         ) from None
-    first = True
+    first, columns = True, len(FIELDS)
     for line_no, row in enumerate(lines, start=1):
         if not row or not any(cell.strip() for cell in row):
             continue
         if first and _is_header(row):
-            first = False
+            first, columns = False, len(row)  # extra columns (e.g. ``number``) after the six
             continue
         first = False
-        if len(row) != len(FIELDS):
+        if len(row) != columns:
             table.problems.append(RowProblem(shown, line_no, "wrong_field_count",
                 f"expected {','.join(FIELDS)}; got {len(row)} fields"))  # fmt: skip
             continue

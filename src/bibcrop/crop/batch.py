@@ -111,7 +111,8 @@ def plan_photo(
     EXIF-oriented size (a refused one is listed in ``invalid_bibs``, never counted). Returns
     ``(record, indices)``: the record (``width``, ``height``, ``reasons``, ``bibs``,
     ``invalid_bibs``, ``candidates`` (each with ``box``, ``confidence``, ``checks``,
-    ``kept`` and ``reasons``), ``crops`` with each ``box``, remapped ``bibs`` and
+    ``kept`` and ``reasons``), ``boxes_by_mode`` (:func:`boxes_by_mode`), ``crops`` with
+    each ``box``, remapped ``bibs`` and
     ``cut_bibs``, ``outcome``, ``bibs_retained``, ``intact_bibs`` when intact) and, per kept
     crop, its box's index (the ``_<k>`` of its file name).
     """
@@ -123,6 +124,7 @@ def plan_photo(
     bibs, refused = annotations.split_rows(rows, width, height)
     record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
               "invalid_bibs": refused, "candidates": decision["candidates"],
+              "boxes_by_mode": boxes_by_mode(labels, (width, height), job, confidence, boxes),
               "crops": []}  # fmt: skip
     kept, indices = set(), []
     for k, box in enumerate(boxes):
@@ -143,6 +145,18 @@ def plan_photo(
         record["bibs_retained"] = len(bibs)
         record["intact_bibs"] = [list(b) for b in bibs]  # kept, in the photo's own frame
     return record, indices
+
+
+def boxes_by_mode(labels, size, job: CropJob, confidence, boxes) -> dict:
+    """``{mode: [[x0, y0, x1, y1], ...]}`` for every ROI mode from the same parse (no second
+    inference): the job's own mode is ``boxes``; the read stage reads the crops of each
+    mode from these (:mod:`bibcrop.read.sources`)."""
+    out = {}
+    for mode in MODES:
+        found = boxes if mode == job.roi.mode else decide(
+            labels, size, with_mode(job.roi, mode), confidence)["boxes"]  # fmt: skip
+        out[mode] = [[int(v) for v in box] for box in found]
+    return out
 
 
 def crop_decoded(

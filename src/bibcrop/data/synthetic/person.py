@@ -172,9 +172,19 @@ def _head(canvas, rng, cx, top, head_h, owner):
 
 
 def draw_runner(
-    canvas: Canvas, rng: np.random.Generator, box, owner: int = 1, bib_number: str | None = None
+    canvas: Canvas,
+    rng: np.random.Generator,
+    box,
+    owner: int = 1,
+    bib_number: str | None = None,
+    bib: bool = True,
+    bib_text: tuple[str | None, str | None] = (None, None),
 ):
-    """Paint a runner filling ``box`` = (x0, y0, x1, y1); returns the bib box (x0, y0, x1, y1)."""
+    """Paint a runner filling ``box`` = (x0, y0, x1, y1); returns ``(bib box (x0, y0, x1,
+    y1), number)``, or ``(None, None)`` for a bystander drawn with ``bib=False``.
+
+    ``bib_text`` is the bib's (sponsor line, chip code), see
+    :func:`bibcrop.data.synthetic.bibs.draw_bib`; the defaults draw what LIP images have."""
     x0, y0, x1, y1 = box
     h, cx = y1 - y0, (x0 + x1) / 2 + (x1 - x0) * rng.uniform(-0.05, 0.05)
     half = min((x1 - x0) * 0.3, h * 0.11)
@@ -236,11 +246,15 @@ def draw_runner(
             owner,
         )
     # The bib goes on before the arms, so an arm may cover it in pixels and labels alike.
-    bw, bh = half * rng.uniform(1.0, 1.4), (hip_y - shoulder_y) * rng.uniform(0.3, 0.4)
-    by = shoulder_y + (hip_y - shoulder_y) * rng.uniform(0.3, 0.45)
-    bib = (int(round(cx - bw / 2)), int(round(by)), int(round(cx + bw / 2)), int(round(by + bh)))
-    number = bib_number or str(int(rng.integers(1, 10000)))
-    draw_bib(canvas.draw_image, bib, number, rng)  # printed on the garment: labels unchanged
+    bib_box, number = None, None
+    if bib:
+        bw, bh = half * rng.uniform(1.0, 1.4), (hip_y - shoulder_y) * rng.uniform(0.3, 0.4)
+        by = shoulder_y + (hip_y - shoulder_y) * rng.uniform(0.3, 0.45)
+        bib_box = (int(round(cx - bw / 2)), int(round(by)), int(round(cx + bw / 2)),
+                   int(round(by + bh)))  # fmt: skip
+        number = bib_number or str(int(rng.integers(1, 10000)))
+        # printed on the garment: labels unchanged
+        draw_bib(canvas.draw_image, bib_box, number, rng, *bib_text)
     _arms(
         canvas,
         rng,
@@ -260,7 +274,7 @@ def draw_runner(
             owner,
         )
     _head(canvas, rng, cx, y0, head_h, owner)
-    return bib, number
+    return bib_box, number
 
 
 def draw_person(

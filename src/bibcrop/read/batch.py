@@ -1,0 +1,196 @@
+"""Read a folder of photos with every configured source: one recorded outcome per photo,
+resumable, atomic (as the crop stage: :mod:`bibcrop.crop.batch`).
+
+The crop stage's record of each photo (``{crop.output_dir}/.records/<photo>.json``) gives
+the parse's result: its outcome and, for every ROI mode, the boxes of the runners the gate
+kept (``boxes_by_mode``; for its own mode the crops it wrote). Nothing is parsed again and
+the photo is decoded as the crop stage decodes it (:func:`bibcrop.crop.photos.load_full`).
+Outcomes: ``read`` (every source read) or ``error`` (the photo or the reader failed;
+counted, never an abort). Each record lands in ``{read.output_dir}/.records/`` last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bibcrop import atomic
+from bibcrop.crop import photos
+from bibcrop.crop.batch import RECORDS
+from bibcrop.progress import counter
+from bibcrop.read.reader import ReaderError, TextLine
+from bibcrop.read.rules import RuleSettings, StartList, judge
+from bibcrop.read.sources import (
+    MosaicSettings,
+    build_mosaic,
+    centre_inside,
+    deduplicate,
+    to_photo,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadJob:
+    """What to read and how (``read.*``, see conf/read/default.yaml).
+
+    ``crop_seconds`` is the crop stage's wall time per photo (decode + parse + gate +
+    writing crops), charged to the ``crops`` and ``parse_filter`` sources."""
+
+    input_dir: Path
+    crop_dir: Path
+    output_dir: Path
+    sources: tuple[str, ...]
+    modes: tuple[str, ...]
+    crop_mode: str
+    rules: RuleSettings
+    mosaic: MosaicSettings
+    start_list: StartList | None = None
+    crop_seconds: float = 0.0
+
+
+def source_keys(job: ReadJob) -> list[str]:
+    """The names under which a photo's reads are recorded and scored: ``original``,
+    ``crops/<mode>``, ``parse_filter/<mode>``."""
+    keys = ["original"] if "original" in job.sources else []
+    for source in ("crops", "parse_filter"):
+        if source in job.sources:
+            keys += [f"{source}/{mode}" for mode in job.modes]
+    return keys
+
+
+def _verdicts(lines: list[TextLine], job: ReadJob, crops: list[int] | None = None):
+    """(kept reads, dropped lines) of one source, as record dicts."""
+    kept, dropped = [], []
+    for k, verdict in enumerate(judge(lines, job.rules, job.start_list)):
+        entry = verdict.as_dict()
+        if crops is not None:
+            entry["crop"] = crops[k]
+        (dropped if verdict.number is None else kept).append(entry)
+    return deduplicate(kept), dropped
+
+
+def crop_boxes(crop_record: dict, mode: str, crop_mode: str) -> list[list[int]]:
+    """The boxes of ``mode`` in a crop record: the crops written for the crop stage's own
+    mode, ``boxes_by_mode`` for the others."""
+    if mode == crop_mode:
+        return [c["box"] for c in crop_record.get("crops", [])]
+    by_mode = crop_record.get("boxes_by_mode")
+    if by_mode is None:
+        raise KeyError(
+            f"the crop record of {crop_record.get('photo')} has no boxes_by_mode: rerun "
+            "`bibcrop crop crop.overwrite=true` with this version"
+        )
+    return by_mode[mode]
+
+
+def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> dict:
+    """Every source of one photo; ``crop_record`` is None when the crop stage left none
+    (then only ``original`` is read and the others are recorded as ``no_crop_record``).
+    Raises :class:`~bibcrop.crop.photos.PhotoError` or :class:`ReaderError`."""
+    full = photos.load_full(path)
+    sources: dict[str, dict] = {}
+    started = time.perf_counter()
+    lines = reader.read(full)
+    original_s = time.perf_counter() - started
+    kept, dropped = _verdicts(lines, job)
+    if "original" in job.sources:
+        sources["original"] = {"reads": kept, "dropped": dropped, "seconds": round(original_s, 4)}
+    outcome = crop_record.get("outcome") if crop_record else None
+    for mode in job.modes:
+        if crop_record is None or outcome == "error":
+            for source in ("crops", "parse_filter"):
+                if source in job.sources:
+                    sources[f"{source}/{mode}"] = {"error": "no_crop_record"}
+            continue
+        boxes = crop_boxes(crop_record, mode, job.crop_mode)
+        intact = not boxes
+        if "parse_filter" in job.sources:
+            on, off = [], []
+            for read in kept:
+                (on if intact or centre_inside(read["box"], boxes) else off).append(read)
+            off = [{**r, "reason": "off_runner"} for r in off]
+            sources[f"parse_filter/{mode}"] = {
+                "reads": on, "dropped": dropped + off, "intact": intact,
+                "seconds": round(original_s + job.crop_seconds, 4),
+            }  # fmt: skip
+        if "crops" in job.sources:
+            started = time.perf_counter()
+            if intact:  # the crop stage hands the photo on whole: read as the original
+                crop_lines, crop_kept, crop_dropped = None, kept, dropped
+                crop_s = original_s
+            else:
+                mosaic, tiles = build_mosaic(full, boxes, job.mosaic)
+                mapped = to_photo(reader.read(mosaic), tiles)
+                crop_lines = [line for line, _ in mapped]
+                crop_kept, crop_dropped = _verdicts(crop_lines, job, [k for _, k in mapped])
+                crop_s = time.perf_counter() - started
+            sources[f"crops/{mode}"] = {
+                "reads": crop_kept, "dropped": crop_dropped, "intact": intact,
+                "seconds": round(crop_s + job.crop_seconds, 4),
+            }  # fmt: skip
+    files = [{"box": c["box"], "file": c["file"]}
+             for c in (crop_record or {}).get("crops", []) if "file" in c]  # fmt: skip
+    return {"outcome": "read", "crop_outcome": outcome, "crop_files": files, "sources": sources}
+
+
+def record_path(job: ReadJob, rel: Path) -> Path:
+    return job.output_dir / RECORDS / rel.with_suffix(rel.suffix + ".json")
+
+
+def load_crop_record(job: ReadJob, rel: Path) -> dict | None:
+    path = job.crop_dir / RECORDS / rel.with_suffix(rel.suffix + ".json")
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_folder(reader, job: ReadJob, overwrite: bool = False) -> list[dict]:
+    """Read every photo under ``job.input_dir``; one record per photo, in order.
+
+    Each record: ``photo`` (relative POSIX path), ``outcome`` (``read`` or ``error`` with
+    ``reason`` and ``error``), ``crop_outcome``, and per source key (:func:`source_keys`)
+    ``reads`` (``number``, ``score``, ``box`` [x0, y0, x1, y1] photo pixels, ``crop`` for
+    crop reads, ``corrected_from``), ``dropped`` (with ``reason``) and ``seconds``.
+    A rerun skips photos with a record (``overwrite`` redoes them).
+    FileNotFoundError when the input folder holds no photo.
+    """
+    found = photos.find_photos(job.input_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"no .jpg/.jpeg/.png photos under {job.input_dir}: check read.input_dir"
+        )
+    atomic.remove_stale_temps(job.output_dir)
+    records = []
+    todo = []
+    for path in found:
+        rel = path.relative_to(job.input_dir)
+        done = record_path(job, rel)
+        if done.is_file() and not overwrite:
+            records.append(json.loads(done.read_text(encoding="utf-8")))
+        else:
+            todo.append((path, rel))
+            records.append(None)
+    by_rel = {path.relative_to(job.input_dir): i for i, path in enumerate(found)}
+    with counter("read", unit="photo", total=len(todo)) as bar:
+        for path, rel in todo:
+            record = {"photo": rel.as_posix()}
+            try:
+                photos.check_inside(path, job.input_dir)
+                record |= read_photo(reader, path, load_crop_record(job, rel), job)
+            except photos.PhotoError as err:
+                record |= {"outcome": "error", "reason": err.reason, "error": str(err)}
+            except ReaderError as err:
+                record |= {"outcome": "error", "reason": "reader_failed", "error": str(err)}
+            except KeyError as err:
+                record |= {"outcome": "error", "reason": "stale_crop_record", "error": str(err)}
+            if record["outcome"] == "error":
+                log.warning("%s: %s", rel.as_posix(), record["error"])
+            atomic.write_json(record_path(job, rel), record)
+            records[by_rel[rel]] = record
+            bar.update()
+    return records
