@@ -46,3 +46,22 @@ def test_without_tta_or_truth_maps_the_summary_says_only_what_was_measured(tmp_p
     assert (
         "crop (torso_pants): 3 photos, 3 crops, 0 intact, bib retention None, mean crop area 0.4"
     ) in lines
+
+
+def test_summary_ends_with_the_reader_table_and_the_index(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    photo = {"precision": 0.75, "recall": 0.9, "f1": 0.8182}
+    _write(tmp_path / "reports/read.json", {
+        "photos": 24, "errors": 1, "default_source": "original",
+        "sources": {"original": {"photo": photo, "box": {"f1": 0.7}, "photos_per_s": 0.62},
+                    "parse_filter/per_runner": {"photo": {**photo, "precision": 0.9},
+                                                "box": None, "photos_per_s": None}},
+        "best_source": {"source": "original", "reason": "nothing beats it"},
+        "index": {"file": "read/index.csv", "entries": 70, "numbers": 66}})  # fmt: skip
+    lines = summary_lines(tmp_path)
+    start = lines.index("read: 24 photos, 1 errors; bib numbers scored against every bib of "
+                        "each photo (* = read.default_source):")  # fmt: skip
+    table = lines[start + 1 : start + 4]
+    assert table[1].split() == ["original", "*", "0.750", "0.900", "0.818", "0.700", "0.62"]
+    assert table[2].split() == ["parse_filter/per_runner", "0.900", "0.900", "0.818", "-", "-"]
+    assert "read: index read/index.csv: 70 reads of 66 numbers; try `bibcrop find <number>`" in lines

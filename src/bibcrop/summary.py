@@ -80,9 +80,29 @@ def model_lines(root: Path, params: dict) -> list[str]:
                 f"runner recall {truth['runner_recall']} ({truth['runners']} runners)"
             )
         lines.append(line)
+    lines += read_lines(_read(root / params["paths"]["reports"] / layout.READ_REPORT))
     if run:
         lines.append("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return lines
+
+
+def read_lines(report: dict | None) -> list[str]:
+    """The read stage's table (source x P / R / F1 / box F1 / photos/s), its choice and
+    its index, from ``read.json``."""
+    if not report:
+        return []
+    from bibcrop.read.report import table_lines
+
+    best = report.get("best_source") or {}
+    index = report.get("index") or {}
+    return [
+        f"read: {report['photos']} photos, {report['errors']} errors; bib numbers scored "
+        "against every bib of each photo (* = read.default_source):",
+        *("  " + line for line in table_lines(report["sources"], report.get("default_source"))),
+        f"read: best by the numbers: {best.get('source')} ({best.get('reason')})",
+        f"read: index {index.get('file')}: {index.get('entries')} reads of "
+        f"{index.get('numbers')} numbers; try `bibcrop find <number>`",
+    ]
 
 
 def main() -> int:

@@ -90,11 +90,14 @@ def test_labelled_pixels_are_painted_with_their_part(tmp_path):
     assert 0.2 < background.mean() < 0.9
 
 
-def test_race_photos_and_bib_csv(tmp_path):
-    stats = write_race_photos(tmp_path, RACE, seed=5)
-    rows = [r.split(",") for r in (tmp_path / "bibs.csv").read_text().splitlines() if r]
+@pytest.mark.parametrize("scene_text", [False, True])
+def test_race_photos_and_bib_csv(tmp_path, scene_text):
+    stats = write_race_photos(tmp_path, OmegaConf.merge(RACE, {"scene_text": scene_text}), seed=5)
+    header, *rows = [r.split(",") for r in (tmp_path / "bibs.csv").read_text().splitlines()]
+    assert header == ["filename", "x_min", "y_min", "x_max", "y_max", "class", "number"]
     assert stats["photos"] == 3 and stats["bibs"] == len(rows) > 0
-    for name, x0, y0, x1, y1, cls in rows:
+    for name, x0, y0, x1, y1, cls, number in rows:
+        assert number.isdigit() and 1 <= int(number) < 10000
         x0, y0, x1, y1 = map(int, (x0, y0, x1, y1))
         assert cls == "bib_number" and 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 180
         photo = np.asarray(Image.open(tmp_path / "photos" / name))
@@ -120,3 +123,24 @@ def test_coats_are_worn_open_over_a_shirt():
         between = labels[mid, cols.min() : cols.max() + 1]
         assert (between == CLASS_IDS["UpperClothes"]).any(), f"seed {seed}: coat closed"
     assert coats >= 3
+
+
+def test_scene_text_is_deterministic_and_only_on_the_background(tmp_path):
+    """Scene text (banners, clock, house numbers, signs...) is painted on label 0, the
+    same for a seed, and changes the photo, not the truth of the people in it."""
+    from bibcrop.data.synthetic.race import race_photo
+    from bibcrop.data.synthetic.scene_text import paint_scene_text
+
+    first = race_photo(np.random.default_rng([3, 7, 0]), 320, 180, 1, 4, scene_text=True)
+    again = race_photo(np.random.default_rng([3, 7, 0]), 320, 180, 1, 4, scene_text=True)
+    assert all((a == b).all() for a, b in zip(first[:2], again[:2], strict=True))
+    assert first[2] == again[2]
+    image = Image.new("RGB", (640, 360), (128, 128, 128))
+    kinds = set()
+    for seed in range(12):
+        painted = paint_scene_text(image, np.random.default_rng(seed))
+        kinds |= {p["kind"] for p in painted}
+        for p in painted:
+            x0, y0, x1, y1 = p["box"]
+            assert x1 > x0 and y1 > y0 and p["text"]
+    assert kinds == {"banner", "flag", "clock", "km_marker", "building", "sign"}
