@@ -64,4 +64,5 @@ def test_summary_ends_with_the_reader_table_and_the_index(tmp_path):
     table = lines[start + 1 : start + 4]
     assert table[1].split() == ["original", "*", "0.750", "0.900", "0.818", "0.700", "0.62"]
     assert table[2].split() == ["parse_filter/per_runner", "0.900", "0.900", "0.818", "-", "-"]
-    assert "read: index read/index.csv: 70 reads of 66 numbers; try `bibcrop find <number>`" in lines
+    index = "read: index read/index.csv: 70 reads of 66 numbers; try `bibcrop find <number>`"
+    assert index in lines
