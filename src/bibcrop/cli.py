@@ -257,10 +257,10 @@ def _find(args: list[str]) -> int:
     index the read stage wrote (``{paths.reports}/read/index.csv`` of params.yaml)."""
     import argparse
 
-    from bibcrop import layout
     from bibcrop.config import read_params
     from bibcrop.project import project_root
     from bibcrop.read.index import find, read_index
+    from bibcrop.stages.read import READ_INDEX
 
     parser = argparse.ArgumentParser(
         prog="bibcrop find", description="List the photos (and crops) of a bib number."
@@ -276,7 +276,7 @@ def _find(args: list[str]) -> int:
         path = ns.index
     else:
         root = project_root()
-        path = root / read_params(root)["paths"]["reports"] / layout.READ_INDEX
+        path = root / read_params(root)["paths"]["reports"] / READ_INDEX
     found = find(read_index(path), ns.number)
     for e in found:
         crop = f"  crop {e.crop}" if e.crop else ""

@@ -40,11 +40,6 @@ CROP_REPORT = "crop.json"  # outcomes, counts, the model's lineage (a report)
 CROP_METRICS = "crop_metrics.json"  # DVC metrics: comparable numbers only
 CONTACT_SHEET = "crop_contact_sheet.png"
 
-# read: {paths.reports}/
-READ_REPORT = "read.json"  # scores per source, times, the default source's choice (a report)
-READ_METRICS = "read_metrics.json"  # DVC metrics: numbers only
-READ_INDEX = "read/index.csv"  # the event index: number -> photos, boxes, crops
-
 # extract: {paths.reports}/
 EXTRACT_REPORT = "extract.json"
 

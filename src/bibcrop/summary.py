@@ -80,7 +80,9 @@ def model_lines(root: Path, params: dict) -> list[str]:
                 f"runner recall {truth['runner_recall']} ({truth['runners']} runners)"
             )
         lines.append(line)
-    lines += read_lines(_read(root / params["paths"]["reports"] / layout.READ_REPORT))
+    from bibcrop.stages.read import READ_REPORT
+
+    lines += read_lines(_read(root / params["paths"]["reports"] / READ_REPORT))
     if run:
         lines.append("browse the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return lines

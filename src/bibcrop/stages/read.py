@@ -28,6 +28,12 @@ from bibcrop.read.rules import RuleSettings, StartList
 from bibcrop.read.scoring import read_truth
 from bibcrop.read.sources import MosaicSettings
 
+# {paths.reports}/: the read stage's files (dvc.yaml spells them out; kept here rather than
+# in bibcrop.layout, which every training stage imports: a new name there reruns them all)
+READ_REPORT = "read.json"  # scores per source, times, the default source's choice (a report)
+READ_METRICS = "read_metrics.json"  # DVC metrics: numbers only
+READ_INDEX = "read/index.csv"  # the event index: number -> photos, boxes, crops
+
 
 def crop_seconds(reports) -> float:
     """The crop stage's seconds per photo from its report (0 when it has none)."""
@@ -90,23 +96,23 @@ def run(cfg: DictConfig) -> dict:
     }  # fmt: skip
     entries = index.entries(records, default)
     reports = resolve(cfg.paths.reports)
-    index.write_index(reports / layout.READ_INDEX, entries)
+    index.write_index(reports / READ_INDEX, entries)
     report["index"] = {"entries": len(entries), "numbers": len({e.number for e in entries}),
-                       "file": layout.READ_INDEX}  # fmt: skip
+                       "file": READ_INDEX}  # fmt: skip
     if cfg.read.index.xmp:
         report["index"]["xmp"] = index.write_sidecars(job.output_dir / "xmp", entries)
     if cfg.read.index.links:
         report["index"]["links"] = index.write_links(job.output_dir / "by_number", entries,
                                                      job.input_dir)  # fmt: skip
-    atomic.write_json(reports / layout.READ_REPORT, report)
-    atomic.write_json(reports / layout.READ_METRICS, metrics_of(scores))
+    atomic.write_json(reports / READ_REPORT, report)
+    atomic.write_json(reports / READ_METRICS, metrics_of(scores))
     for line in table_lines(scores, default):
         print(line)
     best = report["best_source"]
     print(f"read: {len(records)} photos, {len(errors)} errors; default source {default} "
           f"(* above); by the numbers: {best['source']}: {best['reason']}")  # fmt: skip
     print(
-        f"read: index {layout.READ_INDEX}: {len(entries)} reads of "
+        f"read: index {READ_INDEX}: {len(entries)} reads of "
         f"{report['index']['numbers']} numbers; `bibcrop find <number>` lists a runner's photos"
     )
     if truth is not None and cfg.read.get("log_mlflow", True):
