@@ -109,18 +109,26 @@ ALLOWED = {
         "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
     },
-    "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
+    "bibcrop.read": {
+        "bibcrop.atomic",
+        "bibcrop.crop",  # photo decoding and the crop stage's records (its parse)
+        "bibcrop.progress",
+        "bibcrop.project",
+    },
+    "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project", "bibcrop.read"},
     "bibcrop.checks": {
         "bibcrop.project",
         "bibcrop.data",
         "bibcrop.crop",
         "bibcrop.inference",
+        "bibcrop.read",
         "bibcrop.training",
     },
     "bibcrop.cli": {
         "bibcrop.config",
         "bibcrop.checks",
         "bibcrop.project",
+        "bibcrop.read",  # `bibcrop find`: the event index
         "bibcrop.summary",
         "bibcrop.tracking",
     },

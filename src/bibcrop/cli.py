@@ -259,8 +259,8 @@ def _find(args: list[str]) -> int:
 
     from bibcrop.config import read_params
     from bibcrop.project import project_root
+    from bibcrop.read import READ_INDEX
     from bibcrop.read.index import find, read_index
-    from bibcrop.stages.read import READ_INDEX
 
     parser = argparse.ArgumentParser(
         prog="bibcrop find", description="List the photos (and crops) of a bib number."

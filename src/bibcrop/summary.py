@@ -80,7 +80,7 @@ def model_lines(root: Path, params: dict) -> list[str]:
                 f"runner recall {truth['runner_recall']} ({truth['runners']} runners)"
             )
         lines.append(line)
-    from bibcrop.stages.read import READ_REPORT
+    from bibcrop.read import READ_REPORT
 
     lines += read_lines(_read(root / params["paths"]["reports"] / READ_REPORT))
     if run:

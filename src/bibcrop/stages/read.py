@@ -20,19 +20,13 @@ from omegaconf import DictConfig
 from bibcrop import atomic, layout
 from bibcrop.crop.photos import find_photos
 from bibcrop.project import resolve
-from bibcrop.read import index
+from bibcrop.read import READ_INDEX, READ_METRICS, READ_REPORT, index
 from bibcrop.read.batch import ReadJob, run_folder, source_keys
 from bibcrop.read.reader import load_reader
 from bibcrop.read.report import choose_default, metrics_of, score_sources, table_lines
 from bibcrop.read.rules import RuleSettings, StartList
 from bibcrop.read.scoring import read_truth
 from bibcrop.read.sources import MosaicSettings
-
-# {paths.reports}/: the read stage's files (dvc.yaml spells them out; kept here rather than
-# in bibcrop.layout, which every training stage imports: a new name there reruns them all)
-READ_REPORT = "read.json"  # scores per source, times, the default source's choice (a report)
-READ_METRICS = "read_metrics.json"  # DVC metrics: numbers only
-READ_INDEX = "read/index.csv"  # the event index: number -> photos, boxes, crops
 
 
 def crop_seconds(reports) -> float:
