@@ -60,7 +60,6 @@ def main() -> None:
     from bibcrop.read.report import choose_default, score_sources, table_lines
     from bibcrop.read.rules import RuleSettings
     from bibcrop.read.scoring import read_truth
-    from bibcrop.read.sources import MosaicSettings
 
     cfg = compose_config(args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,10 +86,7 @@ def main() -> None:
         modes = tuple(m for m in args.modes.split(",") if m)
         read_job = ReadJob(photos, tmp / "crops", tmp / "read", tuple(args.sources.split(",")),
                            modes, str(cfg.crop.mode), RuleSettings.from_cfg(cfg.read.rules),
-                           MosaicSettings(int(cfg.read.crops.min_crop_height),
-                                          float(cfg.read.crops.max_upscale),
-                                          int(cfg.read.crops.gap)),
-                           crop_seconds=crop_s)  # fmt: skip
+                           crop_seconds=crop_s, crop_modes=modes)  # fmt: skip
         reader = load_reader(str(cfg.read.reader), int(cfg.read.threads), int(cfg.read.min_side))
         records = read_folder(reader, read_job)
         scores = score_sources(records, source_keys(read_job), truth)
@@ -111,8 +107,10 @@ def main() -> None:
         p, b = f.get("photo") or {}, f.get("box") or {}
         rows.append([key, p.get("precision", "-"), p.get("recall", "-"), p.get("f1", "-"),
                      b.get("f1", "-"), f.get("photos_per_s") or "-"])  # fmt: skip
-    context = (f"{today()}, {machine()}, {versions()}, {label}, model {args.model} "
-               f"({args.backend}), crop {outcomes}; best by the rule: {best['source']}")
+    context = (
+        f"{today()}, {machine()}, {versions()}, {label}, model {args.model} "
+        f"({args.backend}), crop {outcomes}; best by the rule: {best['source']}"
+    )
     report("read", context, ["source", "P", "R", "F1", "box F1", "photos/s"], rows)
 
 

@@ -128,10 +128,11 @@ def _read(cfg: DictConfig) -> None:
     from bibcrop.read.sources import SOURCES
 
     choice(cfg, "read.reader", READERS)
-    for key, known in (("read.sources", SOURCES), ("read.modes", MODES)):
+    for key, known in (("read.sources", SOURCES), ("read.modes", MODES),
+                       ("read.crops.modes", MODES)):  # fmt: skip
         values = _value(cfg, key)
         bad = [v for v in (values or []) if v not in known]
-        if not values or bad:
+        if (not values and key != "read.crops.modes") or bad:
             raise ConfigError(key, values, f"unknown {bad}" if bad else "empty",
                               f"a list of {', '.join(known)}")  # fmt: skip
     folder(cfg, "read.input_dir", "point it at the folder of race photos (crop.input_dir)")

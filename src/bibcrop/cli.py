@@ -43,7 +43,8 @@ FLAGS: dict[str, str] = {
 SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
 
 # Stages that import TensorFlow: quieted before the import unless --verbose.
-TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop"}
+# (read decodes photos as the crop stage does, with TensorFlow's JPEG decoder)
+TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop", "read"}
 VERBOSE_ENV = "BIBCROP_VERBOSE"
 # TensorFlow's C++ start-up lines that say nothing about the run: absl INFO lines (oneDNN
 # notices, "Could not find cuda drivers", the CPU-feature notice and its continuation) and

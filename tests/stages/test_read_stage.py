@@ -18,7 +18,6 @@ from bibcrop.config import compose_config
 from bibcrop.read.batch import ReadJob, run_folder
 from bibcrop.read.reader import ReaderError, load_reader
 from bibcrop.read.rules import RuleSettings
-from bibcrop.read.sources import MosaicSettings
 
 
 def _photo(path, texts):
@@ -125,7 +124,7 @@ def test_a_photo_the_reader_fails_on_is_an_error_and_the_batch_goes_on(event, tm
     img = np.asarray(Image.open(photos / "small.jpg"))
     Image.fromarray(img[:, :500]).save(photos / "small.jpg")
     job = ReadJob(photos, event / "crops", tmp_path / "out", ("original",), ("per_runner",),
-                  "per_runner", RuleSettings(), MosaicSettings())  # fmt: skip
+                  "per_runner", RuleSettings())  # fmt: skip
     records = run_folder(_FailsOn(load_reader("rapidocr", threads=1), 500), job)
     assert [r["outcome"] for r in records] == ["read", "error"]
     assert records[1]["reason"] == "reader_failed" and "injected" in records[1]["error"]

@@ -23,13 +23,7 @@ from bibcrop.crop.batch import RECORDS
 from bibcrop.progress import counter
 from bibcrop.read.reader import ReaderError, TextLine
 from bibcrop.read.rules import RuleSettings, StartList, judge
-from bibcrop.read.sources import (
-    MosaicSettings,
-    build_mosaic,
-    centre_inside,
-    deduplicate,
-    to_photo,
-)
+from bibcrop.read.sources import centre_inside, deduplicate, read_crops
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +32,11 @@ log = logging.getLogger(__name__)
 class ReadJob:
     """What to read and how (``read.*``, see conf/read/default.yaml).
 
-    ``crop_seconds`` is the crop stage's wall time per photo (decode + parse + gate +
-    writing crops), charged to the ``crops`` and ``parse_filter`` sources."""
+    ``modes`` are the ROI modes of ``parse_filter`` (free: a filter over the original's
+    reads), ``crop_modes`` those of ``crops`` (each one more reader call per photo; empty:
+    the same as ``modes``). ``crop_seconds`` is the crop stage's wall time per photo
+    (decode + parse + gate + writing crops), charged to the ``crops`` and ``parse_filter``
+    sources."""
 
     input_dir: Path
     crop_dir: Path
@@ -48,9 +45,15 @@ class ReadJob:
     modes: tuple[str, ...]
     crop_mode: str
     rules: RuleSettings
-    mosaic: MosaicSettings
     start_list: StartList | None = None
     crop_seconds: float = 0.0
+    crop_modes: tuple[str, ...] = ()
+
+    def modes_of(self, source: str) -> tuple[str, ...]:
+        """The ROI modes ``source`` (``crops`` or ``parse_filter``) is read in."""
+        if source == "crops" and self.crop_modes:
+            return self.crop_modes
+        return self.modes
 
 
 def source_keys(job: ReadJob) -> list[str]:
@@ -59,7 +62,7 @@ def source_keys(job: ReadJob) -> list[str]:
     keys = ["original"] if "original" in job.sources else []
     for source in ("crops", "parse_filter"):
         if source in job.sources:
-            keys += [f"{source}/{mode}" for mode in job.modes]
+            keys += [f"{source}/{mode}" for mode in job.modes_of(source)]
     return keys
 
 
@@ -101,15 +104,16 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
     if "original" in job.sources:
         sources["original"] = {"reads": kept, "dropped": dropped, "seconds": round(original_s, 4)}
     outcome = crop_record.get("outcome") if crop_record else None
-    for mode in job.modes:
+    for mode in dict.fromkeys(job.modes_of("parse_filter") + job.modes_of("crops")):
+        wanted = [s for s in ("crops", "parse_filter") if s in job.sources
+                  and mode in job.modes_of(s)]  # fmt: skip
         if crop_record is None or outcome == "error":
-            for source in ("crops", "parse_filter"):
-                if source in job.sources:
-                    sources[f"{source}/{mode}"] = {"error": "no_crop_record"}
+            for source in wanted:
+                sources[f"{source}/{mode}"] = {"error": "no_crop_record"}
             continue
         boxes = crop_boxes(crop_record, mode, job.crop_mode)
         intact = not boxes
-        if "parse_filter" in job.sources:
+        if "parse_filter" in wanted:
             on, off = [], []
             for read in kept:
                 (on if intact or centre_inside(read["box"], boxes) else off).append(read)
@@ -118,14 +122,13 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
                 "reads": on, "dropped": dropped + off, "intact": intact,
                 "seconds": round(original_s + job.crop_seconds, 4),
             }  # fmt: skip
-        if "crops" in job.sources:
+        if "crops" in wanted:
             started = time.perf_counter()
             if intact:  # the crop stage hands the photo on whole: read as the original
                 crop_lines, crop_kept, crop_dropped = None, kept, dropped
                 crop_s = original_s
             else:
-                mosaic, tiles = build_mosaic(full, boxes, job.mosaic)
-                mapped = to_photo(reader.read(mosaic), tiles)
+                mapped = read_crops(reader, full, boxes)
                 crop_lines = [line for line, _ in mapped]
                 crop_kept, crop_dropped = _verdicts(crop_lines, job, [k for _, k in mapped])
                 crop_s = time.perf_counter() - started

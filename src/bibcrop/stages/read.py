@@ -26,7 +26,6 @@ from bibcrop.read.reader import load_reader
 from bibcrop.read.report import choose_default, metrics_of, score_sources, table_lines
 from bibcrop.read.rules import RuleSettings, StartList
 from bibcrop.read.scoring import read_truth
-from bibcrop.read.sources import MosaicSettings
 
 
 def crop_seconds(reports) -> float:
@@ -49,11 +48,9 @@ def make_job(cfg: DictConfig) -> ReadJob:
         modes=tuple(r.modes),
         crop_mode=str(cfg.crop.mode),
         rules=RuleSettings.from_cfg(r.rules),
-        mosaic=MosaicSettings(
-            int(r.crops.min_crop_height), float(r.crops.max_upscale), int(r.crops.gap)
-        ),  # fmt: skip
         start_list=StartList.load(resolve(r.start_list)) if r.start_list else None,
         crop_seconds=crop_seconds(resolve(cfg.paths.reports)),
+        crop_modes=tuple(r.crops.modes or ()),
     )
 
 

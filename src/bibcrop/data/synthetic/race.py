@@ -1,8 +1,8 @@
 """Synthetic race photos: 1-6 runners at varied scales, some overlapping, with bib boxes.
 
 Writes ``photos/<name>.jpg``, ``labels/<name>.png`` (the LIP label map of the whole photo,
-the truth for the crop stage), ``instances/<name>.png`` (which person owns each pixel:
-0 background, k person k, the truth for runner-level metrics) and ``bibs.csv`` with a
+the truth for the crop stage), ``instances/<name>.png`` (which runner owns each pixel:
+0 background or a bystander, k runner k, the truth for runner-level metrics) and ``bibs.csv`` with a
 header row ``filename,x_min,y_min,x_max,y_max,class,number``: class ``bib_number``,
 filename relative to ``photos/``, ``number`` the digits printed on the bib (the truth of
 the read stage).
@@ -10,7 +10,8 @@ the read stage).
 With ``race.scene_text`` (the default) a scene carries what a bib reader meets on real
 photos (:mod:`bibcrop.data.synthetic.scene_text`): banners, flags, a clock, km markers,
 building numbers, spectators' signs; each bib a sponsor line and, on about half, a small
-chip code; and 0-2 bystanders without a bib (people in the truth maps, no bib row).
+chip code; and 0-2 bystanders without a bib (people in the label maps, not runners in
+the instance maps, no bib row).
 
 Boxes are integer pixels in the photo's frame (x right, y down,
 origin top-left) with max exclusive. A bib covered by a later runner or an arm is written
@@ -74,21 +75,21 @@ def race_photo(
     rng, width: int, height: int, min_runners: int, max_runners: int, scene_text: bool = False
 ):
     """(image uint8 [H,W,3], labels uint8 [H,W], bibs [(x0, y0, x1, y1, number)], owners
-    uint8 [H,W]: 0 background, k the k-th person drawn)."""
+    uint8 [H,W]: 0 background or bystander, k the k-th runner drawn)."""
     image = Image.new("RGB", (width, height))
     paint_background(image, rng, blobs=int(rng.integers(10, 30)))
     labels = Image.new("L", (width, height), 0)
     owner = Image.new("L", (width, height), 0)
     canvas = Canvas(image, labels, owner)
     count = int(rng.integers(min_runners, max_runners + 1))
-    people = 0  # owner indices: bystanders first (behind), then the runners
     if scene_text:
         paint_scene_text(image, rng)
         for box in _bystanders(rng, width, height):
-            people += 1
-            draw_runner(canvas, rng, box, owner=people, bib=False)
+            # people in the label map, but no runner: owner 0 keeps them out of the runner
+            # truth (runner recall), and a crop on one covers no runner (crop precision)
+            draw_runner(canvas, rng, box, owner=0, bib=False)
     bibs = []
-    for index, box in enumerate(_runner_boxes(rng, width, height, count), start=people + 1):
+    for index, box in enumerate(_runner_boxes(rng, width, height, count), start=1):
         extras = _bib_text(rng) if scene_text else (None, None)
         bib, number = draw_runner(canvas, rng, box, owner=index, bib_text=extras)
         bibs.append((index, bib, number))
