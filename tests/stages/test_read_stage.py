@@ -44,6 +44,8 @@ def event(tmp_path_factory):
     (photos / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     crop_a = {"photo": "race_a.jpg", "outcome": "cropped",
               "crops": [{"box": RUNNER_1, "file": "race_a_0.jpg"}],  # runner 2 was not kept
+              "candidates": [{"box": [70, 150, 210, 260], "kept": True},  # both torsos
+                             {"box": [390, 150, 550, 260], "kept": False}],
               "boxes_by_mode": {"per_runner": [RUNNER_1], "torso_pants": [[40, 90, 580, 350]],
                                 "torso_to_bottom": [[40, 90, 580, 360]]}}  # fmt: skip
     crop_b = {
@@ -89,7 +91,10 @@ def test_the_stage_scores_every_source_against_every_bib(event, tmp_path, capsys
     assert (filtered["photo"]["tp"], filtered["photo"]["fp"], filtered["photo"]["fn"]) == (2, 0, 1)
     assert filtered["dropped"]["off_runner"] == 2  # 2041 and the banner's 500
     assert report["sources"]["original"]["box"]["tp"] == 3
-    assert report["best_source"]["source"] == "original"  # the crops lost a bib
+    torso = report["sources"]["torso_filter"]  # on any torso: 2041 stays, the banner goes
+    assert (torso["photo"]["tp"], torso["photo"]["fp"], torso["photo"]["fn"]) == (3, 0, 0)
+    assert torso["dropped"]["off_torso"] == 1
+    assert report["best_source"]["source"] == "torso_filter"  # F1 1.0, recall kept
     metrics = json.loads((reports / "read_metrics.json").read_text())
     assert metrics["read/original/photo_f1"] == original["f1"]
     assert all(isinstance(v, (int, float)) for v in metrics.values())

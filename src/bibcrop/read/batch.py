@@ -63,7 +63,20 @@ def source_keys(job: ReadJob) -> list[str]:
     for source in ("crops", "parse_filter"):
         if source in job.sources:
             keys += [f"{source}/{mode}" for mode in job.modes_of(source)]
+    if "torso_filter" in job.sources:
+        keys.append("torso_filter")
     return keys
+
+
+def torso_boxes(crop_record: dict, grow: float = 0.25) -> list[list[float]]:
+    """Every torso the crop stage's parse found (its ``candidates``, kept by the gate or
+    not), each box grown by ``grow`` of its size on every side."""
+    out = []
+    for c in crop_record.get("candidates", []):
+        x0, y0, x1, y1 = c["box"]
+        dx, dy = (x1 - x0) * grow, (y1 - y0) * grow
+        out.append([x0 - dx, y0 - dy, x1 + dx, y1 + dy])
+    return out
 
 
 def _verdicts(lines: list[TextLine], job: ReadJob, crops: list[int] | None = None):
@@ -104,6 +117,18 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
     if "original" in job.sources:
         sources["original"] = {"reads": kept, "dropped": dropped, "seconds": round(original_s, 4)}
     outcome = crop_record.get("outcome") if crop_record else None
+    if "torso_filter" in job.sources:
+        if crop_record is None or outcome == "error":
+            sources["torso_filter"] = {"error": "no_crop_record"}
+        else:
+            torsos = [] if outcome == "intact" else torso_boxes(crop_record)
+            on, off = [], []
+            for read in kept:
+                (on if not torsos or centre_inside(read["box"], torsos) else off).append(read)
+            sources["torso_filter"] = {
+                "reads": on, "dropped": dropped + [{**r, "reason": "off_torso"} for r in off],
+                "intact": not torsos, "seconds": round(original_s + job.crop_seconds, 4),
+            }  # fmt: skip
     for mode in dict.fromkeys(job.modes_of("parse_filter") + job.modes_of("crops")):
         wanted = [s for s in ("crops", "parse_filter") if s in job.sources
                   and mode in job.modes_of(s)]  # fmt: skip

@@ -7,7 +7,10 @@ to the photo's pixels.
   back to the photo's pixels;
 - ``parse_filter``: the whole photo's reads kept only where they lie on a runner the gate
   kept (the line's centre inside one of the mode's boxes), from the crop stage's parse;
-  a photo the crop stage kept intact keeps all its reads.
+  a photo the crop stage kept intact keeps all its reads;
+- ``torso_filter``: the same, but on any torso the parse found (the crop stage's
+  candidates, grown by a quarter of their size), kept by the gate or not: the gate decides
+  what is worth a crop, not whether a read lies on a person.
 
 Reads of one source are de-duplicated (same number, IoU >= 0.5: overlapping crops see the
 same bib twice; the higher score stays).
@@ -19,7 +22,7 @@ import numpy as np
 
 from bibcrop.read.reader import TextLine
 
-SOURCES = ("original", "crops", "parse_filter")
+SOURCES = ("original", "crops", "parse_filter", "torso_filter")
 
 
 def read_crops(reader, full: np.ndarray, boxes: list) -> list[tuple[TextLine, int]]:
