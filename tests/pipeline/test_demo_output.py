@@ -27,7 +27,7 @@ TINY = [
     "synth.race.num_photos=2", "synth.race.width=160", "synth.race.height=90",
     "export.max_side=65", "crop.max_side=65", "evaluate.scales=[1.0]",
 ]  # fmt: skip
-STAGES = r"(synthesize|extract|tfrecords|validate|train|evaluate|export|crop)"
+STAGES = r"(synthesize|extract|tfrecords|validate|train|evaluate|export|crop|read)"
 # progress.status_line: "evaluate val: 3/3 images, 0.7 images/s, done in 4s"
 PROGRESS = re.compile(r"^[\w ()-]+: \d+(/\d+)? \w+, [\d.e+-]+ \w+/s(, (ETA|done in) \w+)?$")
 OWN = re.compile(rf"^({STAGES}\b|\[[\d :,-]+\]\[bibcrop\.)")  # a stage's lines, its logger's
