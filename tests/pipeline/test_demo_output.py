@@ -31,6 +31,8 @@ STAGES = r"(synthesize|extract|tfrecords|validate|train|evaluate|export|crop|rea
 # progress.status_line: "evaluate val: 3/3 images, 0.7 images/s, done in 4s"
 PROGRESS = re.compile(r"^[\w ()-]+: \d+(/\d+)? \w+, [\d.e+-]+ \w+/s(, (ETA|done in) \w+)?$")
 OWN = re.compile(rf"^({STAGES}\b|\[[\d :,-]+\]\[bibcrop\.)")  # a stage's lines, its logger's
+# the read stage's score table: its header, then a row of figures per source
+TABLE = re.compile(r"^(source\s+P\s+R\s+F1\b|[\w/]+( \*)?(\s+([\d.]+|-)){5}$)")
 DVC = re.compile(r"^(Running stage '|> bibcrop |Generating lock file|Updating lock file|Use `dvc)")
 # MLflow's registry prints "Successfully registered model 'x'." and "Created version '1' of
 # model 'x'." for the segmenter and the crop service, outside its logging (export's own line
@@ -46,7 +48,8 @@ def others(output: str) -> list[str]:
         if not line.strip() or DVC.match(line) or PROGRESS.match(line):
             previous_own = False
             continue
-        own = bool(OWN.match(line)) or (previous_own and line[:1].isspace())
+        own = bool(OWN.match(line) or TABLE.match(line))
+        own = own or (previous_own and line[:1].isspace())
         if not own:
             found.append(line[:200])
         previous_own = own
@@ -59,6 +62,9 @@ def test_the_classifier_tells_progress_and_own_lines_from_library_noise():
         "train from step 0: 4/4 steps, 0.146 steps/s, done in 27s",
         "extract val: 3/3 pairs, 9.24 pairs/s, ETA 1m02s",
         "crop: 2 photos -> 1 cropped (1 crops), 1 intact", "  truth per_runner: precision 1.0",
+        "source                            P      R     F1  box F1  photos/s",
+        "original *                    0.000  0.000  0.000   0.000      0.19",
+        "crops/per_runner              0.000      -  0.000   0.000      0.11",
         "[2026-12-04 20:25:35,383][bibcrop.training.trainer][INFO] - class weights",
         "[2026-12-04 20:25:08,533][matplotlib.font_manager][INFO] - generated new fontManager",
         "2026/12/04 20:25:39 INFO mlflow.store.db.utils: Creating initial MLflow database tables",
