@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 EXP_SHOW ?= --only-changed \
 	--drop 'Created|State|Executor|rev|.*/.*\.(py|json|csv)|src/.*|data/.*|models/.*|val/mean_class_accuracy|area_share'
 
-.PHONY: help install demo test test-fast lint format params clean-data repro metrics plots exp-show ui run
+.PHONY: help install demo test test-fast lint format params clean-data repro metrics plots exp-show ui run docs docs-serve
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,3 +63,11 @@ format: install  ## ruff autofix + format
 
 params: install  ## recompose params.yaml from conf/ (extra Hydra overrides: make params O="dataset=lip")
 	$(BIN)/bibcrop compose $(O)
+
+# NO_MKDOCS_2_WARNING: Material's end-of-life notice, printed on every build, is about the
+# theme, not about a page; the variable is the switch it names
+docs: install  ## build the documentation site into site/ (strict: broken links and missing pages fail)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install  ## serve the documentation site at http://127.0.0.1:8000, rebuilt on each edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict

@@ -1,4 +1,5 @@
-"""Shared bits for benchmarks: machine description and appending a row to PERFORMANCE.md."""
+"""Shared bits for benchmarks: machine description and appending a row to the performance log
+(docs/performance-log.md; today's figures are kept by hand in docs/PERFORMANCE.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import platform
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "PERFORMANCE.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance-log.md"
 
 
 def machine() -> str:
@@ -42,10 +43,10 @@ def print_table(header: list[str], rows: list[list]) -> str:
 
 
 def append_result(bench: str, context: str, table: str) -> None:
-    """Append a dated result to the benchmark log at the end of docs/PERFORMANCE.md."""
+    """Append a dated result to the benchmark log at the end of docs/performance-log.md."""
     from bibcrop import atomic
 
-    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Performance\n"
+    text = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Performance log\n"
     if LOG_HEADING not in text:
         text = text.rstrip("\n") + f"\n\n{LOG_HEADING}\n\nEvery `bench/` run appends here.\n"
     text = text.rstrip("\n") + f"\n\n### {bench}: {context}\n\n{table}\n"

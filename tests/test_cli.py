@@ -44,22 +44,6 @@ def test_train_sweeps_get_the_mlflow_callback_and_their_own_folders():
     assert not any("callbacks" in a for a in cli._hydra_defaults("train", ["train.steps=1"]))
 
 
-def test_tensorflow_noise_keeps_warnings_and_real_errors():
-    from bibcrop.cli import tensorflow_noise
-
-    lines = [
-        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
-        "I0000 00:00:1.0 1 port.cc:153] oneDNN custom operations are on.\n",
-        "To enable the following instructions: AVX2 FMA, in other operations, rebuild\n",
-        "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n",
-        "W0000 00:00:1.0 1 something.cc:1] a real warning\n",
-        "E0000 00:00:1.0 1 other.cc:1] a real error\n",
-    ]
-    kept = [lines[4], lines[5]]
-    assert tensorflow_noise(lines, has_gpu=False) == kept
-    assert tensorflow_noise(lines, has_gpu=True) == [lines[3], *kept]  # a GPU that fails
-
-
 @pytest.mark.slow
 def test_a_stage_is_quiet_by_default_and_verbose_brings_tensorflow_logs_back(tmp_path):
     """issue 16: 11 of 12 stderr lines of a stage were TensorFlow/absl start-up noise."""

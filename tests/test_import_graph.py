@@ -68,6 +68,7 @@ FOUNDATION = {
 }  # fmt: skip
 ALLOWED = {
     **{name: set() for name in FOUNDATION},
+    "bibcrop.quiet": {"bibcrop.progress"},  # the MLflow download bar follows the progress mode
     "bibcrop.config": {"bibcrop.project", "bibcrop.atomic"},
     "bibcrop.tracking": {"bibcrop.atomic", "bibcrop.project"},
     "bibcrop.data": {
@@ -75,6 +76,7 @@ ALLOWED = {
         "bibcrop.imaging",
         "bibcrop.progress",
         "bibcrop.project",
+        "bibcrop.quiet",  # tfrecords' workers import TensorFlow as the stage does
         "bibcrop.tracking",
     },
     "bibcrop.model": set(),
@@ -84,6 +86,7 @@ ALLOWED = {
         "bibcrop.data",
         "bibcrop.imaging",
         "bibcrop.model",
+        "bibcrop.quiet",  # LiteRT's XNNPACK line
         "bibcrop.tracking",
     },
     "bibcrop.evaluation": {
@@ -128,6 +131,7 @@ ALLOWED = {
         "bibcrop.config",
         "bibcrop.checks",
         "bibcrop.project",
+        "bibcrop.quiet",
         "bibcrop.read",  # `bibcrop find`: the event index
         "bibcrop.summary",
         "bibcrop.tracking",

@@ -19,6 +19,8 @@ import os
 import re
 import sys
 
+from bibcrop import quiet
+
 STAGES: dict[str, str] = {
     "synthesize": "bibcrop.stages.synthesize",
     "extract": "bibcrop.stages.extract",
@@ -42,18 +44,9 @@ FLAGS: dict[str, str] = {
 
 SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
 
-# Stages that import TensorFlow: quieted before the import unless --verbose.
+# Stages that import TensorFlow: imported with its start-up lines dropped (bibcrop.quiet).
 # (read decodes photos as the crop stage does, with TensorFlow's JPEG decoder)
 TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop", "read"}
-VERBOSE_ENV = "BIBCROP_VERBOSE"
-# TensorFlow's C++ start-up lines that say nothing about the run: absl INFO lines (oneDNN
-# notices, "Could not find cuda drivers", the CPU-feature notice and its continuation) and
-# the banner absl prints before its logging is initialised.
-_NOISE = re.compile(
-    r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog|"
-    r"To enable the following instructions:)"
-)
-_NO_GPU = re.compile(r"^E\d{4} .*failed call to cuInit")  # a CPU-only machine, not an error
 
 
 _OVERRIDE = re.compile(r"^[~+]{0,2}[\w.@/-]+=")
@@ -77,50 +70,6 @@ def expand_overrides(args: list[str]) -> list[str]:
         several = len(words) > 1 and all(_OVERRIDE.match(w) for w in words)
         out.extend(words if several else [arg])
     return out
-
-
-def tensorflow_noise(lines: list[str], has_gpu: bool) -> list[str]:
-    """The lines of TensorFlow's import-time stderr worth showing: WARNING and above, less
-    the cuInit error a machine without a GPU always gets."""
-    return [
-        line for line in lines if not _NOISE.match(line) and (has_gpu or not _NO_GPU.match(line))
-    ]
-
-
-def quiet_tensorflow(verbose: bool) -> None:
-    """Import TensorFlow with its C++/absl logs below WARNING off (unless ``verbose``).
-
-    ``TF_CPP_MIN_LOG_LEVEL`` no longer reaches the absl lines TensorFlow 2.21 prints while
-    it loads, so stderr (file descriptor 2, where C++ writes) is captured during the import
-    and the first device query, and what :func:`tensorflow_noise` keeps is printed after.
-    ``--verbose`` (or ``BIBCROP_VERBOSE=1``) shows everything, TensorFlow's INFO included.
-    """
-    if verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    if "tensorflow" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    has_gpu = False
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            has_gpu = bool(tf.config.list_physical_devices("GPU"))
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", errors="replace")
-            kept = tensorflow_noise(text.splitlines(keepends=True), has_gpu)
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
 
 
 def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
@@ -205,14 +154,14 @@ def usage() -> str:
     names = "\n  ".join(sorted([*STAGES, "compose", "server", "summary", "relocate-store", "find"]))
     return (
         "usage: bibcrop <stage> [hydra overrides] [-m] [-v|--verbose]\n\n"
-        "-v/--verbose (or BIBCROP_VERBOSE=1): tracebacks and TensorFlow's INFO logs\n\n"
+        "-v/--verbose (or BIBCROP_VERBOSE=1): tracebacks and every library log line\n\n"
         f"stages:\n  {names}\n"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = os.environ.get(VERBOSE_ENV, "").strip().lower() in {"1", "true", "yes"}
+    verbose = quiet.verbose()
     if not argv or argv[0] in {"-h", "--help", "help"}:
         sys.stdout.write(usage())
         return 0
@@ -229,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [FLAGS.get(a, a) for a in args if a not in VERBOSE]
     if verbose:
         os.environ["HYDRA_FULL_ERROR"] = "1"
+    quiet.set_environment(verbose)  # before TensorFlow, MLflow or a worker process starts
     return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
 
 
@@ -377,10 +327,11 @@ def _run_hydra(stage: str, args: list[str], verbose: bool = False) -> int:
     @hydra.main(version_base="1.3", config_path=config_path, config_name=CONFIG_NAME)
     def app(cfg):
         try:
+            quiet.quiet_stage(verbose)  # after Hydra's logging setup, which it would undo
             refuse_targets(cfg)
             precheck(stage, cfg, defaults)  # config values and paths, before TensorFlow loads
             if stage in TF_STAGES:
-                quiet_tensorflow(verbose)
+                quiet.import_tensorflow()
             return run_stage(stage, cfg)
         except Exception as err:
             if verbose or not is_user_error(err):

@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from bibcrop import atomic
+from bibcrop.quiet import import_tensorflow
 
 MANIFEST = "manifest.json"
 SCHEMA = "deeplab/build_voc2012_data"
@@ -163,11 +164,14 @@ def write_shard(job: ShardJob) -> dict:
 
 
 def run_jobs(jobs: list[ShardJob], workers: int) -> list[dict]:
-    """Shards in parallel on spawned processes (TF is not fork-safe once imported)."""
+    """Shards in parallel on spawned processes (TF is not fork-safe once imported), each
+    importing TensorFlow as the stage did, without its start-up lines."""
     if workers <= 1 or len(jobs) < 2:
         return [write_shard(job) for job in jobs]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=import_tensorflow
+    ) as pool:
         return list(pool.map(write_shard, jobs))
 
 

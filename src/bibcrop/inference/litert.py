@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bibcrop import atomic
+from bibcrop.quiet import filtered_stderr, litert_noise
 
 
 class LiteRTUnavailableError(RuntimeError):
@@ -72,7 +73,8 @@ class LiteRTForward:
             if not path.is_file():
                 atomic.write_bytes(path, convert(self.model, height, width))
             interpreter = _interpreter_class()(model_path=str(path), num_threads=self.threads)
-            interpreter.allocate_tensors()
+            with filtered_stderr(litert_noise):  # its XNNPACK INFO line, once per process
+                interpreter.allocate_tensors()
             self._interpreters[key] = interpreter
         return self._interpreters[key]
 

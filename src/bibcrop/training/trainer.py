@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
-from omegaconf import OmegaConf
 
 from bibcrop import atomic
 from bibcrop.data.input_pipeline import InputSettings
@@ -265,8 +264,7 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
         log_manifest_input(job.tfrecords / "manifest.json", run.info.run_id)
         result = _train(job, tracking, strategy, worker, output, run)
         atomic.write_json(output / RUN_FILE, result)
-    summary = OmegaConf.to_yaml(OmegaConf.create(result))
-    log.info("trained to step %d: %s", result["global_step"], summary)
+    log.info("trained to step %d: %s", result["global_step"], output / RUN_FILE)
     return result
 
 
