@@ -28,10 +28,13 @@ MODES = ("per_runner", "torso_pants", "torso_to_bottom")
 
 
 def make_photos(folder: Path, count: int, seed: int) -> None:
+    from omegaconf import OmegaConf
+
     from bibcrop.config import compose_config
     from bibcrop.data.synthetic import write_race_photos
 
-    write_race_photos(folder, compose_config([]).synth.race.copy() | {"num_photos": count}, seed)
+    race = OmegaConf.merge(compose_config([]).synth.race, {"num_photos": count})
+    write_race_photos(folder, race, seed)
 
 
 def main() -> None:
@@ -43,7 +46,7 @@ def main() -> None:
     parser.add_argument("--model", default="models/export/model.keras")
     parser.add_argument("--backend", default="litert", choices=["litert", "keras"])
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--sources", default="original,crops,parse_filter")
+    parser.add_argument("--sources", default="original,crops,parse_filter,torso_filter")
     parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides (crop.gate...)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--no-log", action="store_true", help="do not append to PERFORMANCE.md")
@@ -74,12 +77,17 @@ def main() -> None:
         names = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*")
                        if p.suffix.lower() in (".jpg", ".jpeg", ".png"))  # fmt: skip
         truth = read_truth(truth_csv, names) if truth_csv else None
-        segmenter = load_segmenter(ModelSource(model_path=Path(args.model),
+        segmenter = load_segmenter(ModelSource(model_path=Path(args.model), model_uri=None,
                                                max_side=int(cfg.crop.max_side),
                                                backend=args.backend,
                                                backend_cache=tmp / "litert"))  # fmt: skip
         job = CropJob(photos, tmp / "crops", RoiSettings.from_cfg(cfg.crop), {},
                       batch_size=int(cfg.crop.batch_size))  # fmt: skip
+        # warm up (LiteRT converts, Keras traces, for this batch shape) outside the timing
+        from bibcrop.crop.photos import load_reduced
+
+        first = load_reduced(photos / names[0], segmenter.max_side)
+        segmenter.parse_many([first] * job.batch_size)
         start = time.perf_counter()
         crops = crop_folder(segmenter, job)
         crop_s = (time.perf_counter() - start) / len(crops)
