@@ -110,3 +110,23 @@ def test_the_default_is_the_best_f1_whose_recall_holds():
     assert choose_default(scores)["source"] == "parse_filter/per_runner"
     scores["parse_filter/per_runner"] = s(0.9, 0.85, 0.874)  # recall below 0.9 - 0.01
     assert choose_default(scores)["source"] == "original"
+
+
+def test_dvc_metrics_are_few_and_numbers_only():
+    from bibcrop.read.report import all_metrics, metrics_of
+
+    scores = {
+        "original": {"photo": {"precision": 0.7, "recall": 0.9, "f1": 0.79},
+                     "box": {"precision": 0.6, "recall": 0.8, "f1": 0.69}, "photos_per_s": 0.6},
+        "crops/per_runner": {"photo": {"precision": 0.9, "recall": 0.88, "f1": 0.89},
+                             "box": None, "photos_per_s": 0.2},
+    }  # fmt: skip
+    assert metrics_of(scores, "original") == {
+        "read/original/f1": 0.79,
+        "read/crops/per_runner/f1": 0.89,
+        "read/default/precision": 0.7,
+        "read/default/recall": 0.9,
+        "read/default/box_f1": 0.69,
+    }
+    full = all_metrics(scores)  # MLflow gets every figure, times included
+    assert full["read/crops/per_runner/photos_per_s"] == 0.2 and len(full) == 11

@@ -78,8 +78,8 @@ def choose_default(scores: dict, margin: float = 0.01) -> dict:
         f"{base['recall']} (>= originals - {margin})")}  # fmt: skip
 
 
-def metrics_of(scores: dict) -> dict[str, float]:
-    """Numbers only, for DVC: ``read/<source>/<level>_<figure>`` and ``photos_per_s``."""
+def all_metrics(scores: dict) -> dict[str, float]:
+    """Every figure, for MLflow: ``read/<source>/<level>_<figure>`` and ``photos_per_s``."""
     out: dict[str, float] = {}
     for key, figures in scores.items():
         for level in ("photo", "box"):
@@ -88,6 +88,21 @@ def metrics_of(scores: dict) -> dict[str, float]:
                     out[f"read/{key}/{level}_{name}"] = figures[level][name]
         if figures.get("photos_per_s") is not None:
             out[f"read/{key}/photos_per_s"] = figures["photos_per_s"]
+    return out
+
+
+def metrics_of(scores: dict, default: str) -> dict[str, float]:
+    """The DVC metrics, few enough for ``dvc metrics show`` to stay readable: each source's
+    photo-level F1 (``read/<source>/f1``) and the default source's photo-level precision
+    and recall and box-level F1 (``read/default/...``). Numbers only: times stay in the
+    report, as the crop stage's do."""
+    out = {f"read/{key}/f1": f["photo"]["f1"] for key, f in scores.items() if f.get("photo")}
+    chosen = scores.get(default) or {}
+    if chosen.get("photo"):
+        out["read/default/precision"] = chosen["photo"]["precision"]
+        out["read/default/recall"] = chosen["photo"]["recall"]
+    if chosen.get("box"):
+        out["read/default/box_f1"] = chosen["box"]["f1"]
     return out
 
 

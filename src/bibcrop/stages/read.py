@@ -23,7 +23,13 @@ from bibcrop.project import resolve
 from bibcrop.read import READ_INDEX, READ_METRICS, READ_REPORT, index
 from bibcrop.read.batch import ReadJob, run_folder, source_keys
 from bibcrop.read.reader import load_reader
-from bibcrop.read.report import choose_default, metrics_of, score_sources, table_lines
+from bibcrop.read.report import (
+    all_metrics,
+    choose_default,
+    metrics_of,
+    score_sources,
+    table_lines,
+)
 from bibcrop.read.rules import RuleSettings, StartList
 from bibcrop.read.scoring import read_truth
 
@@ -96,7 +102,7 @@ def run(cfg: DictConfig) -> dict:
         report["index"]["links"] = index.write_links(job.output_dir / "by_number", entries,
                                                      job.input_dir)  # fmt: skip
     atomic.write_json(reports / READ_REPORT, report)
-    atomic.write_json(reports / READ_METRICS, metrics_of(scores))
+    atomic.write_json(reports / READ_METRICS, metrics_of(scores, default))
     for line in table_lines(scores, default):
         print(line)
     best = report["best_source"]
@@ -107,7 +113,7 @@ def run(cfg: DictConfig) -> dict:
         f"{report['index']['numbers']} numbers; `bibcrop find <number>` lists a runner's photos"
     )
     if truth is not None and cfg.read.get("log_mlflow", True):
-        run_id = log_scores(cfg, metrics_of(scores))
+        run_id = log_scores(cfg, all_metrics(scores))
         print(f"read: scores logged to MLflow run {run_id}")
     return report
 
