@@ -108,7 +108,9 @@ ALLOWED = {
         "bibcrop.progress",
         "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
+        "bibcrop.engine",  # crop.engine=ray: the Ray actor pool
     },
+    "bibcrop.engine": {"bibcrop.progress"},
     "bibcrop.summary": {"bibcrop.config", "bibcrop.layout", "bibcrop.project"},
     "bibcrop.checks": {
         "bibcrop.project",
