@@ -109,7 +109,16 @@ def ray_session(settings: RaySettings):
         yield ray
         return
     address = settings.address or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    # the workers' own lines (TensorFlow's start-up in every actor) stay in Ray's session
+    # logs unless BIBCROP_VERBOSE asks for them: a worker's failure still reaches the
+    # driver as a lost item or an error raised here
+    verbose = os.environ.get("BIBCROP_VERBOSE", "").strip().lower() in {"1", "true", "yes"}
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=verbose,
+    )
     try:
         yield ray
     finally:
