@@ -111,7 +111,9 @@ ALLOWED = {
         "bibcrop.progress",
         "bibcrop.inference",  # the crop service (segmenter + crop settings as one pyfunc)
         "bibcrop.project",
+        "bibcrop.engine",  # crop.engine=ray: the Ray actor pool
     },
+    "bibcrop.engine": {"bibcrop.progress"},
     "bibcrop.read": {
         "bibcrop.atomic",
         "bibcrop.crop",  # photo decoding and the crop stage's records (its parse)

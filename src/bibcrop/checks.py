@@ -84,6 +84,26 @@ def optional_file(cfg: DictConfig, key: str, fix: str, folder_ok: bool = False) 
     raise _invalid(cfg, key, problem, fix)
 
 
+ENGINES = ("local", "ray")
+
+
+def _number(cfg: DictConfig, key: str, low: float, fix: str, allowed=()) -> None:
+    value = _value(cfg, key)
+    if value in allowed:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise ConfigError(key, value, f"not a number >= {low}", fix)
+
+
+def ray_section(cfg: DictConfig) -> None:
+    """The ``ray.*`` settings of a photo stage's Ray engine (``<stage>.engine=ray``)."""
+    _number(cfg, "ray.actors", 0, "give a whole number of actors (0 = one per CPU)")
+    _number(cfg, "ray.cpus_per_actor", 0.01, "give the CPUs to reserve per actor, e.g. 1")
+    _number(cfg, "ray.gpus_per_actor", 0, "give auto or the GPUs per actor", ("auto", None))
+    _number(cfg, "ray.batch_size", 1, "give photos per call, or null", (None,))
+    _number(cfg, "ray.task_retries", 0, "give how often a batch is retried, e.g. 3")
+
+
 def tfrecord_folder(cfg: DictConfig) -> None:
     """``paths.tfrecords`` holds ``manifest.json`` or DeepLab-converter shards."""
     from bibcrop.data.tfrecords import SHARD_PATTERN
@@ -109,6 +129,9 @@ def _crop(cfg: DictConfig) -> None:
     choice(cfg, "crop.mode", MODES)
     choice(cfg, "crop.cut_boxes", POLICIES)
     choice(cfg, "crop.backend", BACKENDS)
+    choice(cfg, "crop.engine", ENGINES)
+    if _value(cfg, "crop.engine") == "ray":
+        ray_section(cfg)
     inputs = folder(cfg, "crop.input_dir", "point it at the folder of race photos")
     optional_file(cfg, "crop.annotations", "point it at the bib CSV, or set it to null")
     optional_file(cfg, "crop.model_path", "point it at a .keras file, or set it to null")

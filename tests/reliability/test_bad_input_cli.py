@@ -203,6 +203,10 @@ REPO = __import__("pathlib").Path(__file__).parents[2]
 KIND7 = {
     "crop.mode=nonsense": (["crop", "crop.mode=nonsense"], "crop.mode=nonsense",
                            "choose one of torso_pants"),
+    "crop.engine=spark": (["crop", "crop.engine=spark"], "crop.engine=spark",
+                          "choose one of local, ray"),
+    "ray.actors=-1": (["crop", "crop.engine=ray", "ray.actors=-1"], "ray.actors=-1",
+                      "whole number of actors"),
     "missing photo folder": (["crop", "crop.input_dir={tmp}/no-photos"],
                              "crop.input_dir={tmp}/no-photos", "no such folder"),
     "missing annotations": (["crop", "crop.input_dir={tmp}", "crop.annotations={tmp}/no.csv"],

@@ -234,21 +234,14 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
-    """Crop every photo under the input folder; returns one record per photo, in order.
+def unfinished(job: CropJob, overwrite: bool = False):
+    """What a run of the folder has to do, shared by every engine: ``(found, records,
+    todo)``: every photo path in order, the records of finished photos by relative path
+    (kept unless ``overwrite``, which deletes what they wrote), and ``(path, rel)`` of the
+    photos still to crop. Stale temporary files under the output folder are removed.
 
-    Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
-    releases the GIL) while the previous batch is inferred together, then cropped and
-    encoded on the threads. Records are written in input order, each after its crops.
-
-    ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
-    ``parse_many`` returning ``(int32 LIP labels [H, W], float32 max softmax [H, W])`` per
-    photo, ``labels`` for ``refine`` and ``max_side``).
-    Each record: ``photo`` (path relative to the input folder), ``width``/``height``
-    (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
-    (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
-    bad photo becomes an ``error`` record, never an exception; ValueError only when the
-    output folder lies inside the input folder.
+    Raises ValueError when the output folder lies inside the input folder, and
+    FileNotFoundError when the input folder holds no photo.
     """
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(
@@ -273,6 +266,26 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
                 continue
             forget(job, previous)
         todo.append((path, rel))
+    return found, records, todo
+
+
+def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
+    """Crop every photo under the input folder; returns one record per photo, in order.
+
+    Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
+    releases the GIL) while the previous batch is inferred together, then cropped and
+    encoded on the threads. Records are written in input order, each after its crops.
+
+    ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
+    ``parse_many`` returning ``(int32 LIP labels [H, W], float32 max softmax [H, W])`` per
+    photo, ``labels`` for ``refine`` and ``max_side``).
+    Each record: ``photo`` (path relative to the input folder), ``width``/``height``
+    (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
+    (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
+    bad photo becomes an ``error`` record, never an exception; ValueError only when the
+    output folder lies inside the input folder.
+    """
+    found, records, todo = unfinished(job, overwrite)
     size = max(1, job.batch_size)
     chunks = list(_chunks(todo, size))
     with (

@@ -89,7 +89,7 @@ def run(cfg: DictConfig) -> dict:
         configure(settings_from(cfg))
     segmenter = load_segmenter(source)
     started = time.perf_counter()
-    records = run_folder(segmenter, job, overwrite=bool(cfg.crop.overwrite))
+    records = crop_records(cfg, segmenter, source, job)
     seconds = time.perf_counter() - started
     report = summarize(records)
     report["annotations"] = write_annotations(records, job.output_dir / layout.ANNOTATIONS_CSV)
@@ -114,6 +114,21 @@ def run(cfg: DictConfig) -> dict:
         print(f"crop: truth metrics logged to MLflow run {report_run}")
     print(summary_line(report))
     return report
+
+
+def crop_records(cfg: DictConfig, segmenter, source: ModelSource, job) -> list[dict]:
+    """One record per photo from the configured engine: this process (``local``) or an
+    actor pool on Ray (``ray``, :mod:`bibcrop.crop.distributed`), same records and files."""
+    overwrite = bool(cfg.crop.overwrite)
+    if cfg.crop.get("engine", "local") != "ray":
+        return run_folder(segmenter, job, overwrite=overwrite)
+    import mlflow
+
+    from bibcrop.crop.distributed import run_folder_ray
+    from bibcrop.engine.ray_pool import RaySettings
+
+    settings = RaySettings.from_cfg(cfg.ray, job.batch_size)
+    return run_folder_ray(source, mlflow.get_tracking_uri(), job, settings, overwrite)
 
 
 def truth_metrics(report: dict) -> dict:
