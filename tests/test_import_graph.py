@@ -117,6 +117,7 @@ ALLOWED = {
     "bibcrop.read": {
         "bibcrop.atomic",
         "bibcrop.crop",  # photo decoding and the crop stage's records (its parse)
+        "bibcrop.engine",  # read.engine=ray
         "bibcrop.progress",
         "bibcrop.project",
     },

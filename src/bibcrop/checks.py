@@ -151,6 +151,9 @@ def _read(cfg: DictConfig) -> None:
     from bibcrop.read.sources import SOURCES
 
     choice(cfg, "read.reader", READERS)
+    choice(cfg, "read.engine", ENGINES)
+    if _value(cfg, "read.engine") == "ray":
+        ray_section(cfg)
     for key, known in (("read.sources", SOURCES), ("read.modes", MODES),
                        ("read.crops.modes", MODES)):  # fmt: skip
         values = _value(cfg, key)

@@ -177,6 +177,46 @@ def load_crop_record(job: ReadJob, rel: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def unfinished(job: ReadJob, overwrite: bool = False):
+    """(photos found, records already written by relative path, photos still to read as
+    ``(path, rel)``): the part of a run both engines share. FileNotFoundError when the
+    input folder holds no photo."""
+    found = photos.find_photos(job.input_dir)
+    if not found:
+        raise FileNotFoundError(
+            f"no .jpg/.jpeg/.png photos under {job.input_dir}: check read.input_dir"
+        )
+    atomic.remove_stale_temps(job.output_dir)
+    records: dict[Path, dict] = {}
+    todo = []
+    for path in found:
+        rel = path.relative_to(job.input_dir)
+        done = record_path(job, rel)
+        if done.is_file() and not overwrite:
+            records[rel] = json.loads(done.read_text(encoding="utf-8"))
+        else:
+            todo.append((path, rel))
+    return found, records, todo
+
+
+def read_one(reader, path: Path, rel: Path, job: ReadJob) -> dict:
+    """One photo's record; a bad photo, a reader failure or a stale crop record becomes an
+    ``error`` record (``reason``, ``error``), never an exception."""
+    record = {"photo": rel.as_posix()}
+    try:
+        photos.check_inside(path, job.input_dir)
+        record |= read_photo(reader, path, load_crop_record(job, rel), job)
+    except photos.PhotoError as err:
+        record |= {"outcome": "error", "reason": err.reason, "error": str(err)}
+    except ReaderError as err:
+        record |= {"outcome": "error", "reason": "reader_failed", "error": str(err)}
+    except KeyError as err:
+        record |= {"outcome": "error", "reason": "stale_crop_record", "error": str(err)}
+    if record["outcome"] == "error":
+        log.warning("%s: %s", rel.as_posix(), record["error"])
+    return record
+
+
 def run_folder(reader, job: ReadJob, overwrite: bool = False) -> list[dict]:
     """Read every photo under ``job.input_dir``; one record per photo, in order.
 
@@ -184,41 +224,16 @@ def run_folder(reader, job: ReadJob, overwrite: bool = False) -> list[dict]:
     ``reason`` and ``error``), ``crop_outcome``, and per source key (:func:`source_keys`)
     ``reads`` (``number``, ``score``, ``box`` [x0, y0, x1, y1] photo pixels, ``crop`` for
     crop reads, ``corrected_from``), ``dropped`` (with ``reason``) and ``seconds``.
-    A rerun skips photos with a record (``overwrite`` redoes them).
-    FileNotFoundError when the input folder holds no photo.
+    A rerun skips photos with a record (``overwrite`` redoes them); each record is written
+    atomically as its photo is done. FileNotFoundError when the input folder holds no photo.
+    ``read.engine=ray`` runs the same per-photo code on an actor pool
+    (:mod:`bibcrop.read.distributed`).
     """
-    found = photos.find_photos(job.input_dir)
-    if not found:
-        raise FileNotFoundError(
-            f"no .jpg/.jpeg/.png photos under {job.input_dir}: check read.input_dir"
-        )
-    atomic.remove_stale_temps(job.output_dir)
-    records = []
-    todo = []
-    for path in found:
-        rel = path.relative_to(job.input_dir)
-        done = record_path(job, rel)
-        if done.is_file() and not overwrite:
-            records.append(json.loads(done.read_text(encoding="utf-8")))
-        else:
-            todo.append((path, rel))
-            records.append(None)
-    by_rel = {path.relative_to(job.input_dir): i for i, path in enumerate(found)}
+    found, records, todo = unfinished(job, overwrite)
     with counter("read", unit="photo", total=len(todo)) as bar:
         for path, rel in todo:
-            record = {"photo": rel.as_posix()}
-            try:
-                photos.check_inside(path, job.input_dir)
-                record |= read_photo(reader, path, load_crop_record(job, rel), job)
-            except photos.PhotoError as err:
-                record |= {"outcome": "error", "reason": err.reason, "error": str(err)}
-            except ReaderError as err:
-                record |= {"outcome": "error", "reason": "reader_failed", "error": str(err)}
-            except KeyError as err:
-                record |= {"outcome": "error", "reason": "stale_crop_record", "error": str(err)}
-            if record["outcome"] == "error":
-                log.warning("%s: %s", rel.as_posix(), record["error"])
+            record = read_one(reader, path, rel, job)
             atomic.write_json(record_path(job, rel), record)
-            records[by_rel[rel]] = record
+            records[rel] = record
             bar.update()
-    return records
+    return [records[path.relative_to(job.input_dir)] for path in found]

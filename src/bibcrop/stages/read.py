@@ -60,6 +60,20 @@ def make_job(cfg: DictConfig) -> ReadJob:
     )
 
 
+def read_records(cfg: DictConfig, job: ReadJob) -> list[dict]:
+    """One record per photo from the configured engine: this process (``local``) or an
+    actor pool on Ray (``ray``, :mod:`bibcrop.read.distributed`), same records."""
+    reader = (str(cfg.read.reader), int(cfg.read.threads), int(cfg.read.min_side))
+    overwrite = bool(cfg.read.overwrite)
+    if cfg.read.get("engine", "local") != "ray":
+        return run_folder(load_reader(*reader), job, overwrite=overwrite)
+    from bibcrop.engine.ray_pool import RaySettings
+    from bibcrop.read.distributed import run_folder_ray
+
+    settings = RaySettings.from_cfg(cfg.ray, int(cfg.read.batch_size))
+    return run_folder_ray(reader, job, settings, overwrite)
+
+
 def run(cfg: DictConfig) -> dict:
     job = make_job(cfg)
     names = [p.relative_to(job.input_dir).as_posix() for p in find_photos(job.input_dir)]
@@ -71,9 +85,8 @@ def run(cfg: DictConfig) -> dict:
             f"read.default_source={default}: not among the sources read ({', '.join(keys)}); "
             "choose one of them, or add its source/mode to read.sources / read.modes"
         )
-    reader = load_reader(str(cfg.read.reader), int(cfg.read.threads), int(cfg.read.min_side))
     started = time.perf_counter()
-    records = run_folder(reader, job, overwrite=bool(cfg.read.overwrite))
+    records = read_records(cfg, job)
     seconds = time.perf_counter() - started
     scores = score_sources(records, keys, truth)
     errors = [r for r in records if r.get("outcome") == "error"]
