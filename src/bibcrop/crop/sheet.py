@@ -53,7 +53,7 @@ def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path
         for crop in record["crops"]:
             _box(axes[row][0], crop["box"], scale, "lime")
         rows = job.bibs.get(record["photo"], [])
-        for x0, y0, x1, y1, _ in split_rows(rows, record["width"], record["height"])[0]:
+        for x0, y0, x1, y1, *_ in split_rows(rows, record["width"], record["height"])[0]:
             _box(axes[row][0], (x0, y0, x1, y1), scale, "yellow")
         reasons = ", ".join(record.get("reasons", []))
         axes[row][0].set_title(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bibcrop.atomic import remove_stale_temps, write_bytes, write_text
+from bibcrop.atomic import folder_lock, remove_stale_temps, write_bytes, write_text
 from bibcrop.data.discovery import (
     PairJob,
     Root,
@@ -202,12 +202,18 @@ def _roots(s: Settings, work: Path) -> tuple[list[Root], list[str]]:
 
 
 def ingest(s: Settings) -> dict:
-    """Run the whole ingest and return the report (stable: no times, no absolute paths)."""
+    """Run the whole ingest and return the report (stable: no times, no absolute paths),
+    holding the output folder's lock (a second run on it stops at once)."""
     if not s.source_dir.is_dir():
         raise FileNotFoundError(
             f"dataset.source_dir={s.source_label} ({s.source_dir}) is not a folder; run "
             "`bibcrop synthesize`, or put the dataset's zips or extracted folders there"
         )
+    with folder_lock(s.out_dir, "paths.extracted"):
+        return _ingest(s)
+
+
+def _ingest(s: Settings) -> dict:
     work = s.out_dir / WORK_DIR
     remove_stale_temps(s.out_dir)
     remove_stale_dirs(work)

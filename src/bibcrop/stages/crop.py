@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from bibcrop import atomic, layout
 from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.naming import outputs_report
 from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
     TIMING,
@@ -93,6 +94,9 @@ def run(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - started
     report = summarize(records)
     report["annotations"] = write_annotations(records, job.output_dir / layout.ANNOTATIONS_CSV)
+    report["outputs"] = outputs_report(
+        records, job.output_dir, job.input_dir, also=(layout.ANNOTATIONS_CSV,)
+    )
     report["bib_rows"] = bib_rows_report(records, read_problems, matched)
     report["skipped_not_photos"] = len(not_photos(job.input_dir))
     report["mode"] = cfg.crop.mode
