@@ -259,10 +259,11 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
             return _train(job, tracking, strategy, worker, Path(scratch), run=None)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, tracking.inputs())
-    from bibcrop.tracking import log_manifest_input
+    from bibcrop.tracking import log_lineage, log_manifest_input
 
     with tracking.open_run(backup) as run:
-        log_manifest_input(job.tfrecords / "manifest.json", run.info.run_id)
+        manifest, run_id = job.tfrecords / "manifest.json", run.info.run_id
+        log_lineage("dataset", log_manifest_input, manifest, run_id, run_id=run_id)
         result = _train(job, tracking, strategy, worker, output, run)
         atomic.write_json(output / RUN_FILE, result)
     summary = OmegaConf.to_yaml(OmegaConf.create(result))
