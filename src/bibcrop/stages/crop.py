@@ -77,6 +77,7 @@ def model_source(cfg: DictConfig) -> ModelSource:
         max_side=int(c.max_side),
         backend=str(c.get("backend", "keras")),
         backend_cache=resolve(c.get("backend_cache", "models/litert")),
+        backend_cache_shapes=c.get("backend_cache_shapes"),
     )
 
 
@@ -102,7 +103,7 @@ def run(cfg: DictConfig) -> dict:
     report["mode"] = cfg.crop.mode
     report["model"] = {
         k: segmenter.info.get(k)
-        for k in ("name", "version", "run_id", "sha256", "source", "backend")
+        for k in ("name", "version", "run_id", "sha256", "source", "backend", "backend_cache")
     }
     report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
     if cfg.crop.contact_sheet:
