@@ -21,6 +21,7 @@ Definitions (docs/PERFORMANCE.md and the README use them):
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,9 @@ from PIL import Image
 from scipy import ndimage
 
 from bibcrop.crop import annotations
-from bibcrop.data.lip_dataset import CLASS_IDS
+from bibcrop.data.lip_dataset import CLASS_IDS, PaletteError, read_label_ids
+
+log = logging.getLogger(__name__)
 
 COVER = 0.5
 TORSO = ("UpperClothes", "Dress", "Coat", "Jumpsuits")
@@ -145,8 +148,11 @@ def read_truth(labels_dir: Path | None, rel: Path):
     path = _in_any_form(labels_dir, rel.with_suffix(".png"))
     if path is None:
         return None
-    with Image.open(path) as image:
-        labels = np.asarray(image)
+    try:
+        labels = read_label_ids(path)  # a palette map read through its LIP colours
+    except PaletteError as err:
+        log.warning("%s: no truth for this photo", err)
+        return None
     inst_path = _in_any_form(labels_dir.parent / "instances", rel.with_suffix(".png"))
     instances = None
     if inst_path is not None:

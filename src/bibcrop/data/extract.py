@@ -110,7 +110,8 @@ def process_pair(job: PairJob, s: Settings) -> dict:
     # A CleanPair: written under its id, whatever the source file was called.
     image = write_bytes(s.out_dir / job.split / "images" / f"{job.id}.jpg", result.image_jpeg)
     label = write_bytes(s.out_dir / job.split / "labels" / f"{job.id}.png", result.label_png)
-    return {"ok": True, "converted": result.converted, "files": [image, label]}
+    return {"ok": True, "converted": result.converted, "files": [image, label],
+            "label_converted": result.label_converted}  # fmt: skip
 
 
 def _sweep(folders: list[Path], keep: set[Path]) -> int:
@@ -140,6 +141,13 @@ def split_report(found: SplitFiles, jobs, results, unlisted: list[str]) -> dict:
         "converted": dict(
             sorted(Counter(r["converted"] for r in results if r["ok"] and r["converted"]).items())
         ),
+        "labels_converted": dict(
+            sorted(
+                Counter(
+                    r["label_converted"] for r in results if r["ok"] and r.get("label_converted")
+                ).items()
+            )
+        ),  # fmt: skip
         "quarantine": bad,
         "missing_partners": {
             "images_without_label": [j.id for j in jobs if j.label is None and j.image],
@@ -239,6 +247,8 @@ def summary_line(split: str, r: dict) -> str:
         f"extract {split}: {r['valid']} valid, {r['quarantined']} quarantined"
         f"{f' ({reasons})' if reasons else ''}, {sum(r['converted'].values())} converted to RGB"
     )
+    if remapped := sum(r.get("labels_converted", {}).values()):
+        line += f", {remapped} palette labels read through their LIP colours"
     if r["unlisted"]["count"]:
         line += f", {r['unlisted']['count']} not in the id list (ignored)"
     if r["duplicates_ignored"]["count"]:
