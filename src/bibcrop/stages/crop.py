@@ -106,9 +106,8 @@ def run(cfg: DictConfig) -> dict:
         for k in ("name", "version", "run_id", "sha256", "source", "backend", "backend_cache")
     }
     report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
-    if cfg.crop.contact_sheet:
-        sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
-        write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
+    sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET  # 0 photos: a line saying so
+    write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
     reports = resolve(cfg.paths.reports)
     atomic.write_json(reports / layout.CROP_REPORT, report)
     atomic.write_json(reports / layout.CROP_METRICS, metrics_of(report))
