@@ -17,6 +17,7 @@ says what the cache holds and did.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections import OrderedDict
@@ -108,6 +109,7 @@ class LiteRTForward:
         self._interpreters[key] = interpreter
         while len(self._interpreters) > self.report["max_loaded"]:
             self._interpreters.popitem(last=False)  # least recently used: its memory freed
+            gc.collect()  # the interpreter and the converter's graphs, now, not later
         self._trim(keep=path)
         return interpreter
 
