@@ -69,6 +69,7 @@ FOUNDATION = {
 ALLOWED = {
     **{name: set() for name in FOUNDATION},
     "bibcrop.quiet": {"bibcrop.progress"},  # the MLflow download bar follows the progress mode
+    "bibcrop.overrides": set(),  # Hydra's override grammar: what it refuses, the quoted form
     "bibcrop.config": {"bibcrop.project", "bibcrop.atomic"},
     "bibcrop.tracking": {"bibcrop.atomic", "bibcrop.project"},
     "bibcrop.data": {
@@ -133,6 +134,7 @@ ALLOWED = {
     "bibcrop.cli": {
         "bibcrop.config",
         "bibcrop.checks",
+        "bibcrop.overrides",
         "bibcrop.project",
         "bibcrop.quiet",
         "bibcrop.read",  # `bibcrop find`: the event index

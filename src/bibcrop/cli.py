@@ -68,8 +68,19 @@ def expand_overrides(args: list[str]) -> list[str]:
         except ValueError:
             words = [arg]
         several = len(words) > 1 and all(_OVERRIDE.match(w) for w in words)
-        out.extend(words if several else [arg])
+        out.extend([hydra_requoted(w) for w in words] if several else [arg])
     return out
+
+
+def hydra_requoted(override: str) -> str:
+    """``override`` quoted for Hydra when the shell's quotes around its value were taken
+    off by the split (``crop.input_dir='/my photos'`` -> ``crop.input_dir="/my photos"``)."""
+    from bibcrop.overrides import hydra_quoted, problem
+
+    if problem(override) is None:
+        return override
+    key, value = override.split("=", 1)
+    return hydra_quoted(key, value) or override
 
 
 def _hydra_defaults(stage: str, args: list[str]) -> list[str]:
@@ -135,6 +146,8 @@ def _compose(args: list[str]) -> int:
 
     reset = "--reset" in args
     overrides = [a for a in args if a != "--reset"]
+    if refused_override("compose", overrides):
+        return 2
     try:
         if reset and reset_overrides():
             print(f"removed {local_file()}")
@@ -179,7 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     if verbose:
         os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet.set_environment(verbose)  # before TensorFlow, MLflow or a worker process starts
+    if refused_override(stage, args):
+        return 2
     return _run_hydra(stage, args + _hydra_defaults(stage, args), verbose)
+
+
+def refused_override(stage: str, args: list[str]) -> bool:
+    """Report an override Hydra's grammar refuses (the override, the quoted form that
+    works) in the two-line form; True when there was one."""
+    from bibcrop.overrides import first_problem
+
+    found = first_problem(args)
+    if found:
+        report_error(stage, ValueError(found))
+    return found is not None
 
 
 def _relocate_store(args: list[str]) -> int:

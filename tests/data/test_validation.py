@@ -77,14 +77,64 @@ def test_other_modes_are_converted_to_rgb_jpeg_not_quarantined(tmp_path, source)
     assert again.image_jpeg == result.image_jpeg, "conversion is deterministic"
 
 
-def test_palette_label_decodes_to_indices(tmp_path):
-    pal = Image.frombytes("P", (W, H), LABELS.tobytes())
-    pal.putpalette([v for i in range(256) for v in (i, 255 - i, 7)])
-    result = check(tmp_path, rgb_jpeg(), encode(pal, "PNG"))
-    assert isinstance(result, CleanPair)
-    out = Image.open(io.BytesIO(result.label_png))
-    assert out.mode == "L"
-    np.testing.assert_array_equal(np.asarray(out), LABELS)
+# --- palette labels (issue 28, kind 7): the indices are class ids only if the palette says so
+
+
+def lip_palette(order=None) -> list[int]:
+    """LIP's colours at indices ``order`` (class ``order[i]``'s colour at index i); white
+    at 255 (ignore), black elsewhere."""
+    from bibcrop.data.lip_dataset import PALETTE
+
+    order = list(range(len(PALETTE))) if order is None else order
+    colours = [tuple(PALETTE[k]) for k in order] + [(0, 0, 0)] * (255 - len(order))
+    return [v for c in [*colours, (255, 255, 255)] for v in c]
+
+
+def palette_png(indices: np.ndarray, palette: list[int]) -> bytes:
+    image = Image.frombytes("P", (W, H), indices.astype(np.uint8).tobytes())
+    image.putpalette(palette)
+    return encode(image, "PNG")
+
+
+def ids_of(result: CleanPair) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(result.label_png)))
+
+
+def test_a_lip_coloured_palette_label_keeps_its_indices(tmp_path):
+    for palette in (lip_palette(), [v for i in range(256) for v in (i, i, i)]):  # LIP, grey
+        result = check(tmp_path, rgb_jpeg(), palette_png(LABELS, palette))
+        assert isinstance(result, CleanPair) and result.label_converted is None
+        np.testing.assert_array_equal(ids_of(result), LABELS)
+
+
+def test_shuffled_palette_entries_are_read_through_their_colours(tmp_path):
+    # an editor swapped the palette entries and remapped the pixels: the picture is the same
+    order = list(np.random.default_rng(3).permutation(20))  # index i holds class order[i]
+    where = {int(k): i for i, k in enumerate(order)}
+    reindexed = np.vectorize(lambda v: where.get(int(v), v))(LABELS)
+    assert not np.array_equal(reindexed, LABELS)
+    result = check(tmp_path, rgb_jpeg(), palette_png(reindexed, lip_palette(order)))
+    assert isinstance(result, CleanPair) and result.label_converted == "palette remapped"
+    np.testing.assert_array_equal(ids_of(result), LABELS)  # the classes, not the indices
+
+
+def test_an_adaptive_palette_of_the_coloured_label_gives_the_class_ids(tmp_path):
+    from bibcrop.data.lip_dataset import colorize
+
+    coloured = Image.fromarray(colorize(LABELS))  # ignore (255) drawn white
+    adaptive = coloured.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    assert not np.array_equal(np.asarray(adaptive), LABELS)
+    result = check(tmp_path, rgb_jpeg(), encode(adaptive, "PNG"))
+    assert isinstance(result, CleanPair) and result.label_converted == "palette remapped"
+    np.testing.assert_array_equal(ids_of(result), LABELS)  # white read back as ignore (255)
+
+
+def test_a_palette_that_is_not_the_lip_colour_map_is_quarantined(tmp_path):
+    palette = [v for i in range(256) for v in (i, 255 - i, 7)]
+    problem = check(tmp_path, rgb_jpeg(), palette_png(LABELS, palette))
+    assert isinstance(problem, PairProblem) and problem.code == "bad_label_palette"
+    assert "5 (5, 250, 7)" in problem.message and "greyscale class ids" in problem.message
+    assert problem.file.name == "a.png"
 
 
 def test_rgb_label_with_equal_channels_is_accepted_colour_label_is_not(tmp_path):
@@ -167,3 +217,21 @@ def test_16_bit_label_is_narrowed_and_float_label_refused(tmp_path):
     floats = encode(Image.fromarray(LABELS.astype(np.float32)), "TIFF")
     bad = check(tmp_path, rgb_jpeg(), floats)
     assert isinstance(bad, PairProblem) and bad.code == "bad_label_mode" and "mode F" in bad.message
+
+
+def test_truth_label_maps_are_read_through_their_palette_too(tmp_path, caplog):
+    from bibcrop.crop.metrics import read_truth
+    from bibcrop.data.lip_dataset import PaletteError, read_label_ids
+
+    order = list(np.random.default_rng(4).permutation(20))
+    where = {int(k): i for i, k in enumerate(order)}
+    (tmp_path / "labels").mkdir()
+    put(tmp_path, "labels/p.png", palette_png(np.vectorize(lambda v: where.get(int(v), v))(LABELS),
+                                              lip_palette(order)))  # fmt: skip
+    np.testing.assert_array_equal(read_label_ids(tmp_path / "labels/p.png"), LABELS)
+    np.testing.assert_array_equal(read_truth(tmp_path / "labels", Path("p.jpg"))[0], LABELS)
+    put(tmp_path, "labels/q.png", palette_png(LABELS, [v for i in range(256) for v in (i, 9, 9)]))
+    with pytest.raises(PaletteError, match=r"label map .*q.png: palette indices"):
+        read_label_ids(tmp_path / "labels/q.png")
+    assert read_truth(tmp_path / "labels", Path("q.jpg")) is None  # no truth, and said so
+    assert "q.png: palette indices" in caplog.text

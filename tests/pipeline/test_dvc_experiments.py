@@ -139,12 +139,17 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
         _run([*dvc, "queue", "start", "-j", "2"], project, env)
         status = _wait_for_queue(dvc, project, env)
         failed = [n for n in STEPS if _task_status(status, n) == "Failed"]
+        server_client = MlflowClient(server_uri)
         if failed:
             logs = _queue_logs(dvc, project, env)
-            # A stage of ours that failed is a defect; a task that DVC's parallel workers
-            # lost outside any stage (treeverse/dvc#10673, #8763: lock races, no log) is
-            # DVC's, so it is queued again and run alone.
+            # A stage of ours that failed is a defect (its log says so, or its MLflow run
+            # ended FAILED, as a training killed by lineage logging did: issue 28); a task
+            # that DVC's parallel workers lost outside any stage (treeverse/dvc#10673,
+            # #8763: lock races, no log) is DVC's, so it is queued again and run alone.
             assert "failed to reproduce" not in logs, status + logs
+            ids = [e.experiment_id for e in server_client.search_experiments()]
+            ours = server_client.search_runs(ids, "attributes.status = 'FAILED'")
+            assert not ours, f"{[r.info.run_name for r in ours]} FAILED\n{status}{logs}"
             _run([*dvc, "queue", "remove", "--failed"], project, env)
             for name in failed:
                 _run([*dvc, "exp", "run", "--queue", "-n", name, "-S",
@@ -152,7 +157,6 @@ def test_queued_and_temp_experiments_record_into_the_projects_store(tmp_path, re
             _run([*dvc, "queue", "start", "-j", "1"], project, env)
             status = _wait_for_queue(dvc, project, env)
         assert status.count("Success") == len(STEPS), status + _queue_logs(dvc, project, env)
-        server_client = MlflowClient(server_uri)
         for name, steps in STEPS.items():
             runs, versions = _tagged(server_client, name)
             assert runs, f"no MLflow run tagged with {name}"

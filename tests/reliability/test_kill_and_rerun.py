@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bibcrop.atomic import TEMP_MARK
+from bibcrop.atomic import LOCK_FILE, TEMP_MARK
 from bibcrop.crop.report import TIMING
 
 pytestmark = pytest.mark.slow
@@ -111,8 +111,8 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_outputs(stage, world, referen
     out, ref_out = tmp_path / OUTPUTS[stage], ref_run / OUTPUTS[stage]
     reference_files = files(ref_out)
     for name, path in files(out).items() if out.exists() else []:
-        if TEMP_MARK in name or name.startswith(SCRATCH):
-            continue  # a temp file or extract's scratch folder: never a final name
+        if TEMP_MARK in name or name.startswith(SCRATCH) or name == LOCK_FILE:
+            continue  # a temp file, extract's scratch folder, the dead run's lock file
         assert name in reference_files, f"{name} is not an output of an uninterrupted run"
         assert filecmp.cmp(path, reference_files[name], shallow=False), f"partial {name} visible"
 

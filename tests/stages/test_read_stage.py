@@ -138,3 +138,13 @@ def test_a_photo_the_reader_fails_on_is_an_error_and_the_batch_goes_on(event, tm
     # a rerun reads nothing again: both photos have a record
     again = run_folder(_FailsOn(None, 0), job)
     assert again == records
+
+
+def test_a_second_run_on_the_same_output_folder_stops_at_once(event, tmp_path):
+    from bibcrop.atomic import FolderInUseError, folder_lock
+
+    job = ReadJob(event / "photos", event / "crops", tmp_path / "out", ("original",),
+                  ("per_runner",), "per_runner", RuleSettings())  # fmt: skip
+    with folder_lock(tmp_path / "out", "read.output_dir"):  # another run holds it
+        with pytest.raises(FolderInUseError, match="read.output_dir"):
+            run_folder(None, job)

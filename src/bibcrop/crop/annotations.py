@@ -1,7 +1,9 @@
-"""Bib boxes: read the original CSV format and carry boxes into each crop's frame.
+"""Bib boxes: read bib CSVs and carry boxes into each crop's frame.
 
-CSV rows are ``filename,x_min,y_min,x_max,y_max,class`` (a header row is optional),
-pixel coordinates in the EXIF-corrected photo (x right, y down, max exclusive). A box
+Without a header, rows are ``filename,x_min,y_min,x_max,y_max,class``; a header names the
+columns, in any order, as labelling tools export them (corners or x,y,width,height, extra
+columns such as ``number`` carried through: :mod:`bibcrop.crop.csv_layouts`). Pixel
+coordinates are in the EXIF-corrected photo (x right, y down, max exclusive). A box
 cut by a crop is kept clipped (``clip``) or left out and counted (``drop``).
 
 Read and written with the ``csv`` module, so a file name holding a comma or a quote
@@ -16,8 +18,10 @@ same rules):
 2. a bare file name (no ``/``) also matches the one photo of that name in any sub-folder,
    only when exactly one photo has it; when several do, the row is refused as
    ``ambiguous_name``, naming them all (it would otherwise give one photo another's bibs);
-3. case is compared exactly first; when that finds nothing, case-insensitively, again only
-   when exactly one photo fits;
+3. names are compared as written first; when that finds nothing, in one Unicode normal
+   form (NFC: ``Müller`` decomposed, as a Mac writes it, equals ``Müller`` composed, as a
+   spreadsheet does), then also case-insensitively, each time only when exactly one photo
+   fits; a row matched so is listed in the report (``loosely_matched``, with how);
 4. a row that matches no photo is counted and listed as ``unmatched``.
 
 Every matched row is then checked against its photo, after EXIF orientation
@@ -28,12 +32,15 @@ and never counts towards bib retention.
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from bibcrop.crop import csv_layouts
+from bibcrop.crop.csv_layouts import FIELDS
+
 POLICIES = ("clip", "drop")
-FIELDS = ("filename", "x_min", "y_min", "x_max", "y_max", "class")
 # reasons a row is refused, in the order they are checked
 ROW_REASONS = (
     "wrong_field_count", "not_a_number", "ambiguous_name", "swapped_corners", "empty_box",
@@ -43,16 +50,20 @@ ROW_REASONS = (
 
 @dataclass(frozen=True)
 class BibRow:
-    """One CSV row: ``box`` (x0, y0, x1, y1) in pixels of the EXIF-oriented photo."""
+    """One CSV row: ``box`` (x0, y0, x1, y1) in pixels of the EXIF-oriented photo;
+    ``extra``: the row's other named columns as ``(name, value)`` pairs."""
 
     name: str
     box: tuple[int, int, int, int]
     cls: str
     file: str = ""
     line: int = 0
+    extra: tuple[tuple[str, str], ...] = ()
 
     def as_tuple(self) -> tuple:
-        return (*self.box, self.cls)
+        """``(x0, y0, x1, y1, class)``, plus ``{name: value}`` of the extra columns when
+        the row has any (carried into the crops' bibs and ``annotations.csv``)."""
+        return (*self.box, self.cls, *([dict(self.extra)] if self.extra else []))
 
 
 @dataclass
@@ -80,22 +91,12 @@ class BibTable:
     problems: list[RowProblem] = field(default_factory=list)
 
 
-def _is_header(row: list[str]) -> bool:
-    return len(row) >= len(FIELDS) and not _numbers(row[1:5])
-
-
-def _numbers(cells: list[str]):
-    try:
-        return tuple(int(float(v)) for v in cells)
-    except ValueError:
-        return None
-
-
 def read_table(path: str | Path) -> BibTable:
     """Every row of a bib CSV; malformed rows become :class:`RowProblem` s, never an abort.
 
-    The first non-blank row is a header when its coordinates are not numbers. Raises
-    ``ValueError`` naming the file only when it is not UTF-8 text.
+    The first non-blank row is a header when none of its cells is a number
+    (:mod:`bibcrop.crop.csv_layouts`). Raises ``ValueError`` naming the file (and line)
+    only when it is not UTF-8 text, or its header names no box.
     """
     table, shown = BibTable(), str(path)
     try:
@@ -106,25 +107,35 @@ def read_table(path: str | Path) -> BibTable:
             f"crop.annotations={path}: not UTF-8 text ({err.reason} at byte {err.start}); "
             "save it as 'CSV UTF-8'"
         ) from None
-    first, columns = True, len(FIELDS)
+    layout, header = None, None
     for line_no, row in enumerate(lines, start=1):
         if not row or not any(cell.strip() for cell in row):
             continue
-        if first and _is_header(row):
-            first, columns = False, len(row)  # extra columns (e.g. ``number``) after the six
-            continue
-        first = False
-        if len(row) != columns:
-            table.problems.append(RowProblem(shown, line_no, "wrong_field_count",
-                f"expected {','.join(FIELDS)}; got {len(row)} fields"))  # fmt: skip
-            continue
-        box = _numbers(row[1:5])
-        if box is None:
-            table.problems.append(RowProblem(shown, line_no, "not_a_number",
-                f"coordinates must be numbers: {row[1:5]}"))  # fmt: skip
-            continue
-        table.rows.append(BibRow(row[0].strip(), box, row[5].strip(), shown, line_no))
+        if layout is None:
+            header = row if csv_layouts.is_header(row) else None
+            where = f"crop.annotations={shown}:{line_no}"
+            layout = csv_layouts.from_header(row, where) if header else csv_layouts.HEADERLESS
+            if header:
+                continue
+        row_or_problem = _row(layout, row, shown, line_no, header)
+        if isinstance(row_or_problem, RowProblem):
+            table.problems.append(row_or_problem)
+        else:
+            table.rows.append(row_or_problem)
     return table
+
+
+def _row(layout, row: list[str], shown: str, line_no: int, header) -> BibRow | RowProblem:
+    if len(row) != layout.fields:
+        return RowProblem(shown, line_no, "wrong_field_count",
+            f"expected {','.join(header or FIELDS)}; got {len(row)} fields")  # fmt: skip
+    box = csv_layouts.box_of(layout, row)
+    if box is None:
+        return RowProblem(shown, line_no, "not_a_number",
+            f"coordinates must be numbers: {[row[i] for i in layout.box]}")  # fmt: skip
+    cls = row[layout.cls].strip() if layout.cls is not None else csv_layouts.DEFAULT_CLASS
+    extra = tuple((name, row[i].strip()) for name, i in layout.extras)
+    return BibRow(row[layout.filename].strip(), box, cls, shown, line_no, extra)
 
 
 def read_boxes(path: str | Path) -> dict[str, list[tuple]]:
@@ -149,37 +160,58 @@ def _normalised(name: str) -> str:
 
 @dataclass
 class Matched:
-    """Rows by photo (its path relative to the input folder, POSIX), and the leftovers."""
+    """Rows by photo (its path relative to the input folder, POSIX), and the leftovers;
+    ``loose``: rows matched only in another Unicode normal form or case (reported)."""
 
     by_photo: dict[str, list[BibRow]] = field(default_factory=dict)
     problems: list[RowProblem] = field(default_factory=list)
     unmatched: list[BibRow] = field(default_factory=list)
+    loose: list[dict] = field(default_factory=list)
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+# how names are compared, in turn: as written, then in one Unicode normal form (a Mac
+# writes file names decomposed, NFD; spreadsheets compose them, NFC), then also ignoring case
+_TIERS = (
+    ("exact", lambda s: s),
+    ("unicode_form", _nfc),
+    ("case", lambda s: _nfc(s).casefold()),
+)
+
+
+def _candidates(name: str, indexes: dict) -> tuple[str, list[str]]:
+    """(how the name matched, the photos it names) by the first tier that names any."""
+    bare = "/" not in name
+    for how, key in _TIERS:
+        full, names = indexes[how]
+        found = full.get(key(name)) or (names.get(key(name)) if bare else None)
+        if found:
+            return how, found
+    return "", []
 
 
 def match_rows(rows: list[BibRow], photos: list[str]) -> Matched:
     """Give each row its photo by the module's matching rules; ``photos`` are relative
     POSIX paths (``cam1/race_0000.jpg``)."""
-    exact = {p: p for p in photos}
-    folded: dict[str, list[str]] = defaultdict(list)
-    names: dict[str, list[str]] = defaultdict(list)
-    names_folded: dict[str, list[str]] = defaultdict(list)
-    for p in photos:
-        folded[p.casefold()].append(p)
-        names[PurePosixPath(p).name].append(p)
-        names_folded[PurePosixPath(p).name.casefold()].append(p)
+    indexes = {}
+    for how, key in _TIERS:
+        full: dict[str, list[str]] = defaultdict(list)
+        names: dict[str, list[str]] = defaultdict(list)
+        for p in photos:
+            full[key(p)].append(p)
+            names[key(PurePosixPath(p).name)].append(p)
+        indexes[how] = (full, names)
     out = Matched()
     for row in rows:
-        name = _normalised(row.name)
-        bare = "/" not in name
-        candidates = (
-            [exact[name]] if name in exact
-            else names.get(name, []) if bare and name in names
-            else folded.get(name.casefold(), []) if name.casefold() in folded
-            else names_folded.get(name.casefold(), []) if bare
-            else []
-        )  # fmt: skip
+        how, candidates = _candidates(_normalised(row.name), indexes)
         if len(candidates) == 1:
             out.by_photo.setdefault(candidates[0], []).append(row)
+            if how != "exact":
+                out.loose.append({"file": row.file, "line": row.line, "name": row.name,
+                                  "photo": candidates[0], "by": how})  # fmt: skip
         elif candidates:
             out.problems.append(RowProblem(row.file, row.line, "ambiguous_name",
                 f"{row.name!r} names {len(candidates)} photos: {', '.join(sorted(candidates))}; "
@@ -216,7 +248,8 @@ def split_rows(rows: list, width: int, height: int) -> tuple[list[tuple], list[d
     valid, refused = [], []
     for row in rows:
         if not isinstance(row, BibRow):
-            row = BibRow("", tuple(int(v) for v in row[:4]), str(row[4]))
+            extra = tuple(row[5].items()) if len(row) > 5 else ()
+            row = BibRow("", tuple(int(v) for v in row[:4]), str(row[4]), extra=extra)
         problem = check_row(row, width, height)
         if problem is None:
             valid.append(row.as_tuple())
@@ -235,7 +268,7 @@ def remap(boxes: list[tuple], crop: tuple, policy: str) -> tuple[list[tuple], in
         raise ValueError(f"crop.cut_boxes={policy!r}: choose clip or drop")
     cx0, cy0, cx1, cy1 = crop
     out, cut = [], 0
-    for x0, y0, x1, y1, cls in boxes:
+    for x0, y0, x1, y1, *rest in boxes:
         ix0, iy0, ix1, iy1 = max(x0, cx0), max(y0, cy0), min(x1, cx1), min(y1, cy1)
         if ix1 <= ix0 or iy1 <= iy0:
             continue  # outside this crop
@@ -243,5 +276,5 @@ def remap(boxes: list[tuple], crop: tuple, policy: str) -> tuple[list[tuple], in
             cut += 1
             if policy == "drop":
                 continue
-        out.append((ix0 - cx0, iy0 - cy0, ix1 - cx0, iy1 - cy0, cls))
+        out.append((ix0 - cx0, iy0 - cy0, ix1 - cx0, iy1 - cy0, *rest))
     return out, cut

@@ -1,6 +1,8 @@
 """Crop a folder of photos: one recorded outcome per photo, resumable, atomic.
 
-Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``), ``intact`` (no usable box:
+Outcomes: ``cropped`` (one JPEG per box, ``<stem>_<k>.jpg``, or ``<name>_<k>.jpg``
+where the stem alone could name another photo's file: :mod:`bibcrop.crop.naming`),
+``intact`` (no usable box:
 the photo is copied unchanged, with the reasons, and keeps its bib rows) or ``error``
 (unreadable, corrupt,
 decompression bomb...). Each outcome is a JSON record under ``.records/`` written last,
@@ -14,13 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from bibcrop import atomic
-from bibcrop.crop import annotations, metrics, photos
+from bibcrop.crop import annotations, metrics, naming, photos
 from bibcrop.crop.roi import MODES, RoiSettings, decide, photo_boxes, with_mode
 from bibcrop.progress import counter
 
@@ -41,6 +43,7 @@ class CropJob:
     batch_size: int = 4
     truth_dir: Path | None = None  # truth LIP label maps (<stem>.png), for the report
     truth_min_torso_frac: float = 0.001  # runner recall counts torsos above this photo share
+    prefixes: dict = field(default_factory=dict)  # rel -> crop name prefix (naming.plan)
 
 
 def record_path(job: CropJob, rel: Path) -> Path:
@@ -60,8 +63,6 @@ def _refined(segmenter, full, box, job: CropJob):
 
 
 def _single(roi: RoiSettings) -> RoiSettings:
-    from dataclasses import replace
-
     from bibcrop.crop.gate import GateSettings
 
     # the region was gated already; its head lies outside it, so no layout check again
@@ -111,8 +112,7 @@ def plan_photo(
     EXIF-oriented size (a refused one is listed in ``invalid_bibs``, never counted). Returns
     ``(record, indices)``: the record (``width``, ``height``, ``reasons``, ``bibs``,
     ``invalid_bibs``, ``candidates`` (each with ``box``, ``confidence``, ``checks``,
-    ``kept`` and ``reasons``), ``boxes_by_mode`` (:func:`boxes_by_mode`), ``crops`` with
-    each ``box``, remapped ``bibs`` and
+    ``kept`` and ``reasons``), ``crops`` with each ``box``, remapped ``bibs`` and
     ``cut_bibs``, ``outcome``, ``bibs_retained``, ``intact_bibs`` when intact) and, per kept
     crop, its box's index (the ``_<k>`` of its file name).
     """
@@ -124,7 +124,6 @@ def plan_photo(
     bibs, refused = annotations.split_rows(rows, width, height)
     record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
               "invalid_bibs": refused, "candidates": decision["candidates"],
-              "boxes_by_mode": boxes_by_mode(labels, (width, height), job, confidence, boxes),
               "crops": []}  # fmt: skip
     kept, indices = set(), []
     for k, box in enumerate(boxes):
@@ -147,18 +146,6 @@ def plan_photo(
     return record, indices
 
 
-def boxes_by_mode(labels, size, job: CropJob, confidence, boxes) -> dict:
-    """``{mode: [[x0, y0, x1, y1], ...]}`` for every ROI mode from the same parse (no second
-    inference): the job's own mode is ``boxes``; the read stage reads the crops of each
-    mode from these (:mod:`bibcrop.read.sources`)."""
-    out = {}
-    for mode in MODES:
-        found = boxes if mode == job.roi.mode else decide(
-            labels, size, with_mode(job.roi, mode), confidence)["boxes"]  # fmt: skip
-        out[mode] = [[int(v) for v in box] for box in found]
-    return out
-
-
 def crop_decoded(
     segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None
 ) -> dict:
@@ -172,7 +159,7 @@ def crop_decoded(
     plan, indices = plan_photo(segmenter, full, labels, rows, job, confidence)
     record = {"photo": rel.as_posix(), **plan}
     for k, crop in zip(indices, record["crops"], strict=True):
-        name = rel.with_name(f"{rel.stem}_{k}.jpg")
+        name = naming.crop_name(rel, job.prefixes.get(rel, rel.stem), k)
         x0, y0, x1, y1 = crop["box"]
         atomic.write_bytes(
             job.output_dir / name, photos.encode_jpeg(full[y0:y1, x0:x1], job.jpeg_quality)
@@ -234,42 +221,44 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
-def unfinished(job: CropJob, overwrite: bool = False):
-    """What a run of the folder has to do, shared by every engine: ``(found, records,
-    todo)``: every photo path in order, the records of finished photos by relative path
-    (kept unless ``overwrite``, which deletes what they wrote), and ``(path, rel)`` of the
-    photos still to crop. Stale temporary files under the output folder are removed.
-
-    Raises ValueError when the output folder lies inside the input folder, and
-    FileNotFoundError when the input folder holds no photo.
-    """
+def check_output(job: CropJob) -> None:
+    """ValueError when the output folder lies inside the input folder."""
     if job.output_dir.resolve().is_relative_to(job.input_dir.resolve()):
         raise ValueError(
             f"crop.output_dir={job.output_dir} is inside crop.input_dir={job.input_dir}: "
             "crops would be read back as photos; choose an output folder outside the input"
         )
+
+
+def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
+    """:func:`crop_folder` holding the output folder's lock: a second run on the same
+    folder stops at once (:class:`bibcrop.atomic.FolderInUseError`, naming the other)."""
+    check_output(job)
+    with atomic.folder_lock(job.output_dir, "crop.output_dir"):
+        return crop_folder(segmenter, job, overwrite)
+
+
+def unfinished(job: CropJob, overwrite: bool = False):
+    """What a run of the folder has to do, shared by every engine: ``(found, records,
+    todo, job)``: every photo path in order, the records of finished photos by relative
+    path (kept unless ``overwrite``, or when their file names are no longer the naming
+    plan's), ``(path, rel)`` of the photos still to crop, and the job with the naming
+    plan's prefixes (:mod:`bibcrop.crop.naming`). Stale temporary files under the output
+    folder are removed. FileNotFoundError when the input folder holds no photo.
+    """
     found = photos.find_photos(job.input_dir)
     if not found:
         raise FileNotFoundError(
             f"no .jpg/.jpeg/.png photos under {job.input_dir}: check crop.input_dir"
         )
     atomic.remove_stale_temps(job.output_dir)
-    records: dict[Path, dict] = {}
-    todo = []
-    for path in found:
-        rel = path.relative_to(job.input_dir)
-        done = record_path(job, rel)
-        if done.is_file():
-            previous = json.loads(done.read_text(encoding="utf-8"))
-            if not overwrite:
-                records[rel] = previous
-                continue
-            forget(job, previous)
-        todo.append((path, rel))
-    return found, records, todo
+    names = naming.plan([path.relative_to(job.input_dir) for path in found])
+    job = replace(job, prefixes=names.prefixes)
+    records, todo = _resume(job, found, names, overwrite)
+    return found, records, todo, job
 
 
-def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
+def crop_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     """Crop every photo under the input folder; returns one record per photo, in order.
 
     Photos are taken ``job.batch_size`` at a time: decoded in parallel threads (Pillow
@@ -282,10 +271,9 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     Each record: ``photo`` (path relative to the input folder), ``width``/``height``
     (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
     (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
-    bad photo becomes an ``error`` record, never an exception; ValueError only when the
-    output folder lies inside the input folder.
+    bad photo becomes an ``error`` record, never an exception.
     """
-    found, records, todo = unfinished(job, overwrite)
+    found, records, todo, job = unfinished(job, overwrite)
     size = max(1, job.batch_size)
     chunks = list(_chunks(todo, size))
     with (
@@ -320,10 +308,39 @@ def run_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
     return [records[path.relative_to(job.input_dir)] for path in found]
 
 
-def forget(job: CropJob, record: dict) -> None:
-    """Delete what a photo's previous outcome wrote, so a redo leaves no stale crops."""
-    files = [c["file"] for c in record.get("crops", [])]
-    if record.get("outcome") == "intact":
-        files.append(record["photo"])
-    for name in files:
-        (job.output_dir / name).unlink(missing_ok=True)
+def _resume(job: CropJob, found: list[Path], names: naming.Plan, overwrite: bool):
+    """(records kept from a previous run, photos to do as ``(path, rel)``).
+
+    A finished photo is kept unless ``overwrite``, or unless its record's file names are
+    no longer the planned ones (the folder changed); a photo refused by the naming plan
+    gets its ``name_collision`` record here. What a redone photo wrote before is deleted,
+    except files a kept record names."""
+    records: dict[Path, dict] = {}
+    todo, redo = [], []
+    for path in found:
+        rel = path.relative_to(job.input_dir)
+        done = record_path(job, rel)
+        previous = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
+        if previous is not None and not overwrite and names.fits(previous, rel):
+            records[rel] = previous
+            continue
+        if previous is not None:
+            redo.append(previous)
+        if rel in names.refused:
+            err = photos.PhotoError(naming.COLLISION, names.message(rel))
+            records[rel] = _error_record(rel, err)
+            atomic.write_json(done, records[rel])
+        else:
+            todo.append((path, rel))
+    kept = {name for record in records.values() for name in naming.record_files(record)}
+    for record in redo:
+        forget(job, record, keep=kept)
+    return records, todo
+
+
+def forget(job: CropJob, record: dict, keep: set[str] = frozenset()) -> None:
+    """Delete what a photo's previous outcome wrote, so a redo leaves no stale crops;
+    files named in ``keep`` (another photo's) stay."""
+    for name in naming.record_files(record):
+        if name not in keep:
+            (job.output_dir / name).unlink(missing_ok=True)

@@ -15,7 +15,15 @@ from functools import partial
 from pathlib import Path
 
 from bibcrop import atomic
-from bibcrop.crop.batch import CropJob, _error_record, crop_decoded, decode, record_path, unfinished
+from bibcrop.crop.batch import (
+    CropJob,
+    _error_record,
+    check_output,
+    crop_decoded,
+    decode,
+    record_path,
+    unfinished,
+)
 from bibcrop.engine.ray_pool import Lost, RaySettings, map_items
 from bibcrop.inference.loading import ModelSource, load_segmenter
 
@@ -71,7 +79,13 @@ def run_folder_ray(
     crops, so a rerun after any interruption redoes only unrecorded photos. Raises as
     :func:`~bibcrop.crop.batch.unfinished` (output inside input, no photos).
     """
-    found, records, todo = unfinished(job, overwrite)
+    check_output(job)
+    with atomic.folder_lock(job.output_dir, "crop.output_dir"):
+        return _run(source, tracking_uri, job, settings, overwrite)
+
+
+def _run(source, tracking_uri, job: CropJob, settings: RaySettings, overwrite: bool):
+    found, records, todo, job = unfinished(job, overwrite)
     items = [(str(path), rel.as_posix()) for path, rel in todo]
 
     def on_result(index: int, record) -> None:

@@ -21,6 +21,8 @@ Definitions (docs/PERFORMANCE.md and the README use them):
 
 from __future__ import annotations
 
+import logging
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,9 @@ from PIL import Image
 from scipy import ndimage
 
 from bibcrop.crop import annotations
-from bibcrop.data.lip_dataset import CLASS_IDS
+from bibcrop.data.lip_dataset import CLASS_IDS, PaletteError, read_label_ids
+
+log = logging.getLogger(__name__)
 
 COVER = 0.5
 TORSO = ("UpperClothes", "Dress", "Coat", "Jumpsuits")
@@ -141,14 +145,26 @@ def read_truth(labels_dir: Path | None, rel: Path):
     ``<labels_dir>/../instances/<rel stem>.png``."""
     if labels_dir is None:
         return None
-    path = labels_dir / rel.with_suffix(".png")
-    if not path.is_file():
+    path = _in_any_form(labels_dir, rel.with_suffix(".png"))
+    if path is None:
         return None
-    with Image.open(path) as image:
-        labels = np.asarray(image)
-    inst_path = labels_dir.parent / "instances" / rel.with_suffix(".png")
+    try:
+        labels = read_label_ids(path)  # a palette map read through its LIP colours
+    except PaletteError as err:
+        log.warning("%s: no truth for this photo", err)
+        return None
+    inst_path = _in_any_form(labels_dir.parent / "instances", rel.with_suffix(".png"))
     instances = None
-    if inst_path.is_file():
+    if inst_path is not None:
         with Image.open(inst_path) as image:
             instances = np.asarray(image)
     return labels, instances
+
+
+def _in_any_form(folder: Path, rel: Path) -> Path | None:
+    """``folder / rel`` as named, or in the other Unicode normal form (photos copied from
+    a Mac keep decomposed names, maps written elsewhere composed ones); None if absent."""
+    for name in dict.fromkeys(unicodedata.normalize(f, str(rel)) for f in ("NFC", "NFD")):
+        if (folder / name).is_file():
+            return folder / name
+    return (folder / rel) if (folder / rel).is_file() else None

@@ -31,14 +31,28 @@ class PhotoError(Exception):
         self.reason = reason
 
 
+def _is_photo(path: Path) -> bool:
+    """A JPEG/PNG name on a regular file, or on a link that leads nowhere (read, it
+    becomes an ``unreadable`` outcome rather than vanishing); never a pipe or device,
+    which would block the reader."""
+    return path.suffix.lower() in SUFFIXES and (path.is_file() or not path.exists())
+
+
+def _entries(folder: Path) -> list[Path]:
+    """Everything under ``folder`` that is not a folder: files, links (broken ones too),
+    pipes, sockets."""
+    return [p for p in folder.rglob("*") if not p.is_dir()]
+
+
 def find_photos(folder: Path) -> list[Path]:
     """Every JPEG/PNG under ``folder``, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(p for p in _entries(folder) if _is_photo(p))
 
 
 def not_photos(folder: Path) -> list[Path]:
-    """Files under ``folder`` that are not JPEG/PNG: skipped, but counted in the report."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in SUFFIXES)
+    """Entries under ``folder`` that are not photos (other files, pipes, devices): skipped,
+    but counted in the report, so every entry has an outcome or a count."""
+    return sorted(p for p in _entries(folder) if not _is_photo(p))
 
 
 def check_inside(path: Path, root: Path) -> None:

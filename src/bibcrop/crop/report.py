@@ -7,6 +7,7 @@ import io
 from collections import Counter
 
 from bibcrop import atomic
+from bibcrop.crop.csv_layouts import FIELDS
 from bibcrop.crop.metrics import summarize_truth
 from bibcrop.crop.roi import MODES
 
@@ -99,22 +100,28 @@ def metrics_of(report: dict) -> dict[str, float]:
 
 
 def annotation_rows(records: list[dict]) -> list[list]:
-    """``[file, x_min, y_min, x_max, y_max, class]`` per bib: crops' boxes in the crop's
-    frame, and an intact photo's boxes in its own frame under its copied file's name."""
-    rows = [[c["file"], *b] for r in records for c in r["crops"] for b in c["bibs"]]
-    rows += [[r["photo"], *b] for r in records for b in r.get("intact_bibs", [])]
-    return rows
+    """The header, then ``[filename, x_min, y_min, x_max, y_max, class, extras...]`` per
+    bib: crops' boxes in the crop's frame, and an intact photo's boxes in its own frame
+    under its copied file's name. ``extras`` are the input CSV's other named columns
+    (``number``...), in the order first seen, empty where a bib has none."""
+    bibs = [(c["file"], b) for r in records for c in r["crops"] for b in c["bibs"]]
+    bibs += [(r["photo"], b) for r in records for b in r.get("intact_bibs", [])]
+    extras = list(dict.fromkeys(k for _, b in bibs if len(b) > 5 for k in b[5]))
+    rows = [[name, *b[:5], *((b[5] if len(b) > 5 else {}).get(k, "") for k in extras)]
+            for name, b in bibs]  # fmt: skip
+    return [[*FIELDS, *extras], *rows]
 
 
 def write_annotations(records: list[dict], path) -> int:
-    """One CSV for the run, ``file,x_min,y_min,x_max,y_max,class`` (no header), written
-    with the ``csv`` module (a name with a comma or quote is quoted) and read back by
-    :func:`bibcrop.crop.annotations.read_table` the same."""
+    """One CSV for the run, with a header (``filename,x_min,y_min,x_max,y_max,class``,
+    then any extra columns the input CSV had), one row per bib, written with the ``csv``
+    module (a name with a comma or quote is quoted) and read back by
+    :func:`bibcrop.crop.annotations.read_table` the same; returns the number of bibs."""
     buffer = io.StringIO()
     rows = annotation_rows(records)
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     atomic.write_text(path, buffer.getvalue())
-    return len(rows)
+    return len(rows) - 1
 
 
 SHOWN_ROWS = 20  # refused rows printed on the console; all are in the report
@@ -132,12 +139,15 @@ def bib_rows_report(records: list[dict], read_problems: list, matched) -> dict:
     refused += [p for r in records for p in r.get("invalid_bibs", [])]
     refused.sort(key=lambda p: (p["file"], p["line"]))
     unmatched = [] if matched is None else matched.unmatched
+    loose = [] if matched is None else matched.loose
     return {
         "refused": len(refused),
         "refused_by_reason": dict(sorted(Counter(p["reason"] for p in refused).items())),
         "refused_rows": refused,
         "unmatched": len(unmatched),
         "unmatched_rows": [{"file": u.file, "line": u.line, "name": u.name} for u in unmatched],
+        "loosely_matched": len(loose),
+        "loosely_matched_rows": loose,
     }
 
 
@@ -151,6 +161,9 @@ def bib_rows_lines(bib_rows: dict) -> list[str]:
         lines.append(f"{u['file']}:{u['line']}: bib row matches no photo: {u['name']!r}")
     if bib_rows["unmatched"] > SHOWN_ROWS:
         lines.append(f"... {bib_rows['unmatched'] - SHOWN_ROWS} more unmatched rows")
+    loose = bib_rows.get("loosely_matched_rows", [])
+    lines += [f"{m['file']}:{m['line']}: bib row {m['name']!r} matched {m['photo']!r} only by "
+              f"{m['by'].replace('_', ' ')}" for m in loose[:SHOWN_ROWS]]  # fmt: skip
     if bib_rows["refused"] or bib_rows["unmatched"]:
         reasons = ", ".join(f"{k} {v}" for k, v in bib_rows["refused_by_reason"].items())
         lines.append(f"bib rows: {bib_rows['refused']} refused ({reasons or 'none'}), "

@@ -26,11 +26,17 @@ def _box(ax, box, scale, colour, label=None):
                 bbox={"facecolor": colour, "alpha": 0.8, "pad": 0.5, "linewidth": 0})  # fmt: skip
 
 
-def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path | None:
-    """Write the sheet for ``records`` (their photos re-read and re-parsed) to ``path``."""
+def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path:
+    """Write the sheet for ``records`` (their photos re-read and re-parsed) to ``path``.
+
+    With nothing to show (``crop.contact_sheet=0``, or only errors) the sheet says so in
+    one line: the file is a declared DVC output, so it always exists."""
     shown = [r for r in records if r["outcome"] != "error"]
     if not shown:
-        return None
+        fig = Figure(figsize=(6, 0.6))
+        why = "crop.contact_sheet=0" if not records else "every photo shown was an error"
+        fig.text(0.5, 0.5, f"no contact sheet: {why}", ha="center", va="center")
+        return write_figure(fig, path)
     fig = Figure(figsize=(15, 3 * len(shown)))
     axes = fig.subplots(len(shown), 3, squeeze=False)
     for row, record in enumerate(shown):
@@ -53,7 +59,7 @@ def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path
         for crop in record["crops"]:
             _box(axes[row][0], crop["box"], scale, "lime")
         rows = job.bibs.get(record["photo"], [])
-        for x0, y0, x1, y1, _ in split_rows(rows, record["width"], record["height"])[0]:
+        for x0, y0, x1, y1, *_ in split_rows(rows, record["width"], record["height"])[0]:
             _box(axes[row][0], (x0, y0, x1, y1), scale, "yellow")
         reasons = ", ".join(record.get("reasons", []))
         axes[row][0].set_title(

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from bibcrop.crop import annotations
 from bibcrop.crop.report import summarize
 from bibcrop.crop.roi import RoiSettings, photo_boxes
+from bibcrop.data.lip_dataset import read_label_ids
 
 
 def truth_records(labels_dir: Path, bibs: dict, roi: RoiSettings) -> list[dict]:
@@ -26,7 +24,7 @@ def truth_records(labels_dir: Path, bibs: dict, roi: RoiSettings) -> list[dict]:
     lie inside one. No maps: an empty list."""
     records = []
     for path in sorted(labels_dir.glob("*.png")):
-        labels = np.asarray(Image.open(path))
+        labels = read_label_ids(path)  # a palette map read through its LIP colours
         name = f"{path.stem}.jpg"
         height, width = labels.shape
         boxes, reasons = photo_boxes(labels, (width, height), roi)

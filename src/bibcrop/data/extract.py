@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from bibcrop.atomic import remove_stale_temps, write_bytes, write_text
+from bibcrop.atomic import folder_lock, remove_stale_temps, write_bytes, write_text
 from bibcrop.data.discovery import (
     PairJob,
     Root,
@@ -110,7 +110,8 @@ def process_pair(job: PairJob, s: Settings) -> dict:
     # A CleanPair: written under its id, whatever the source file was called.
     image = write_bytes(s.out_dir / job.split / "images" / f"{job.id}.jpg", result.image_jpeg)
     label = write_bytes(s.out_dir / job.split / "labels" / f"{job.id}.png", result.label_png)
-    return {"ok": True, "converted": result.converted, "files": [image, label]}
+    return {"ok": True, "converted": result.converted, "files": [image, label],
+            "label_converted": result.label_converted}  # fmt: skip
 
 
 def _sweep(folders: list[Path], keep: set[Path]) -> int:
@@ -140,6 +141,13 @@ def split_report(found: SplitFiles, jobs, results, unlisted: list[str]) -> dict:
         "converted": dict(
             sorted(Counter(r["converted"] for r in results if r["ok"] and r["converted"]).items())
         ),
+        "labels_converted": dict(
+            sorted(
+                Counter(
+                    r["label_converted"] for r in results if r["ok"] and r.get("label_converted")
+                ).items()
+            )
+        ),  # fmt: skip
         "quarantine": bad,
         "missing_partners": {
             "images_without_label": [j.id for j in jobs if j.label is None and j.image],
@@ -202,12 +210,18 @@ def _roots(s: Settings, work: Path) -> tuple[list[Root], list[str]]:
 
 
 def ingest(s: Settings) -> dict:
-    """Run the whole ingest and return the report (stable: no times, no absolute paths)."""
+    """Run the whole ingest and return the report (stable: no times, no absolute paths),
+    holding the output folder's lock (a second run on it stops at once)."""
     if not s.source_dir.is_dir():
         raise FileNotFoundError(
             f"dataset.source_dir={s.source_label} ({s.source_dir}) is not a folder; run "
             "`bibcrop synthesize`, or put the dataset's zips or extracted folders there"
         )
+    with folder_lock(s.out_dir, "paths.extracted"):
+        return _ingest(s)
+
+
+def _ingest(s: Settings) -> dict:
     work = s.out_dir / WORK_DIR
     remove_stale_temps(s.out_dir)
     remove_stale_dirs(work)
@@ -233,6 +247,8 @@ def summary_line(split: str, r: dict) -> str:
         f"extract {split}: {r['valid']} valid, {r['quarantined']} quarantined"
         f"{f' ({reasons})' if reasons else ''}, {sum(r['converted'].values())} converted to RGB"
     )
+    if remapped := sum(r.get("labels_converted", {}).values()):
+        line += f", {remapped} palette labels read through their LIP colours"
     if r["unlisted"]["count"]:
         line += f", {r['unlisted']['count']} not in the id list (ignored)"
     if r["duplicates_ignored"]["count"]:

@@ -114,3 +114,65 @@ def colorize(labels: np.ndarray, ignore_label: int = IGNORE_LABEL) -> np.ndarray
     lut[:NUM_CLASSES] = PALETTE
     lut[ignore_label] = IGNORE_COLOR
     return lut[labels.astype(np.uint8)]
+
+
+class PaletteError(ValueError):
+    """A palette label image whose colours do not say which class each index is."""
+
+
+def palette_ids(
+    indices: np.ndarray,
+    palette: list[int] | None,
+    num_classes: int = NUM_CLASSES,
+    ignore_label: int = IGNORE_LABEL,
+) -> tuple[np.ndarray, bool]:
+    """Class ids of a palette (mode ``P``) label image: ``(ids [H, W], remapped)``.
+
+    Its indices are taken as ids only when the palette says so: every index in use carries
+    its class's LIP colour (index i, :data:`PALETTE` [i]), or the palette is grey (index i
+    is (i, i, i): a greyscale label saved as ``P``). An editor that re-indexed a
+    LIP-coloured label (an adaptive palette, entries shuffled with the pixels remapped: the
+    picture unchanged) is read through its colours instead (white: ``ignore_label``), and
+    ``remapped`` is True. An index whose colour is no LIP class colour (other than
+    ``ignore_label`` itself) raises
+    :class:`PaletteError` naming the indices and colours: its class is unknowable.
+    """
+    rgb = np.asarray(palette or [], np.int64)[: 768 // 3 * 3].reshape(-1, 3)
+    used = [int(i) for i in np.unique(indices)]
+    colour = {i: tuple(int(v) for v in rgb[i]) if i < len(rgb) else None for i in used}
+    if all(c == (i, i, i) for i, c in colour.items()):
+        return indices, False
+    lip = {IGNORE_COLOR: ignore_label}  # as :func:`colorize` draws it
+    lip.update({tuple(int(v) for v in c): k for k, c in enumerate(PALETTE[:num_classes])})
+    mapping = {
+        i: lip.get(c, ignore_label if i == ignore_label else None) for i, c in colour.items()
+    }
+    unknown = {i: colour[i] for i, k in mapping.items() if k is None}
+    if unknown:
+        shown = ", ".join(f"{i} {c}" for i, c in list(unknown.items())[:6])
+        raise PaletteError(
+            f"palette indices whose colours are no LIP class colour: {shown}; its indices "
+            "cannot be trusted as class ids: save it as 8-bit greyscale class ids, or colour "
+            "it with the LIP palette (bibcrop.data.lip_dataset.PALETTE)"
+        )
+    if all(k == i for i, k in mapping.items()):
+        return indices, False
+    lut = np.arange(256, dtype=np.int64)
+    for i, k in mapping.items():
+        lut[i] = k
+    return lut[indices], True
+
+
+def read_label_ids(path) -> np.ndarray:
+    """A label map file as class ids ``[H, W]``: a palette image through
+    :func:`palette_ids` (``PaletteError`` naming the file when its colours are not LIP's),
+    any other mode as its values."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode != "P":
+            return np.asarray(image)
+        try:
+            return palette_ids(np.asarray(image), image.getpalette())[0].astype(np.uint8)
+        except PaletteError as err:
+            raise PaletteError(f"label map {path}: {err}") from None

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from bibcrop.atomic import TEMP_MARK, temp_name
+from bibcrop.atomic import TEMP_MARK, temp_name, writer_alive
 
 CHUNK = 1 << 20
 # Below this size a member's compression ratio is not checked: small text files (id
@@ -228,7 +228,8 @@ def remove_stale_dirs(work_dir: Path) -> int:
     """Delete temp folders that a killed extraction left in ``work_dir``; returns how many."""
     if not work_dir.is_dir():
         return 0
-    stale = [p for p in work_dir.rglob(f".*{TEMP_MARK}*") if p.is_dir()]
+    temps = work_dir.rglob(f".*{TEMP_MARK}*")
+    stale = [p for p in temps if p.is_dir() and not writer_alive(p.name)]
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
     return len(stale)

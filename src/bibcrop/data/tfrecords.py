@@ -183,8 +183,13 @@ def read_ids(extracted: Path, split: str) -> list[str]:
 
 
 def build(extracted: Path, out_dir: Path, shards: dict[str, int], workers: int) -> dict:
-    """Write every split's shards and the manifest; removes shards no longer listed."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write every split's shards and the manifest; removes shards no longer listed. Holds
+    the output folder's lock: a second run on it stops at once."""
+    with atomic.folder_lock(out_dir, "paths.tfrecords"):
+        return _build(extracted, out_dir, shards, workers)
+
+
+def _build(extracted: Path, out_dir: Path, shards: dict[str, int], workers: int) -> dict:
     jobs, layout = [], {}
     for split, count in shards.items():
         ids = read_ids(extracted, split)

@@ -9,7 +9,9 @@ Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) stays in force.
 
 Codes: ``empty_file``, ``unreadable_file``, ``not_an_image``, ``truncated_image``,
 ``corrupt_image``, ``decompression_bomb`` (either file), ``label_not_2d``,
-``bad_label_mode``, ``bad_label_values``, ``size_mismatch``, ``unsupported_mode`` (an
+``bad_label_mode``, ``bad_label_palette`` (a palette label whose colours are not the LIP
+colour map: its indices are not class ids, :func:`bibcrop.data.lip_dataset.palette_ids`),
+``bad_label_values``, ``size_mismatch``, ``unsupported_mode`` (an
 image mode with no 8-bit RGB rule, see :mod:`bibcrop.imaging`). Ingest adds
 ``missing_label``, ``missing_image`` and ``missing_pair``.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from bibcrop.data.lip_dataset import PaletteError, palette_ids
 from bibcrop.imaging import ImageModeError, rgb8_image
 
 MAX_BAD_VALUES_SHOWN = 8
@@ -52,6 +55,7 @@ class CleanPair:
     label_png: bytes
     size: tuple[int, int]  # (width, height) in pixels
     converted: str | None
+    label_converted: str | None = None  # "palette remapped": ids read through LIP colours
 
 
 def _open_fully(path: Path, kind: str) -> tuple[Image.Image, bytes]:
@@ -115,8 +119,18 @@ def normalise_image(path: Path, quality: int) -> tuple[bytes, tuple[int, int], s
     return jpeg, img.size, f"{img.format} {img.mode}"
 
 
+def _palette_label(img: Image.Image, path: Path, num_classes: int, ignore_label: int):
+    """(class ids, remapped) of a ``P`` label, its palette checked against LIP's."""
+    try:
+        return palette_ids(np.asarray(img).astype(np.int64), img.getpalette(), num_classes,
+                           ignore_label)  # fmt: skip
+    except PaletteError as err:
+        raise PairError("bad_label_palette", f"label file {path}: {err}", path) from None
+
+
 def _label_array(img: Image.Image, path: Path) -> np.ndarray:
-    """The label as a 2-D integer array: palette indices for P, one channel of equal RGB."""
+    """The label as a 2-D integer array: one channel of equal RGB; ``P`` is read by
+    :func:`_palette_label`."""
     if img.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L"):
         return np.asarray(img).astype(np.int64)
     if img.mode in ("RGB", "RGBA", "LA"):
@@ -162,16 +176,23 @@ def _is_gray8_png(data: bytes) -> bool:
     return data[:8] == b"\x89PNG\r\n\x1a\n" and data[24:26] == b"\x08\x00"
 
 
-def normalise_label(path: Path, num_classes: int, ignore_label: int) -> tuple[bytes, np.ndarray]:
-    """(8-bit single-channel PNG bytes, label array). Source bytes kept for an 8-bit L PNG."""
+def normalise_label(
+    path: Path, num_classes: int, ignore_label: int
+) -> tuple[bytes, np.ndarray, bool]:
+    """(8-bit single-channel PNG bytes, label array, remapped: a palette label read
+    through its colours). Source bytes kept for an 8-bit L PNG."""
     img, data = _open_fully(path, "label")
-    arr = _label_array(img, path)
+    remapped = False
+    if img.mode == "P":
+        arr, remapped = _palette_label(img, path, num_classes, ignore_label)
+    else:
+        arr = _label_array(img, path)
     check_label_values(arr, path, num_classes, ignore_label)
     if _is_gray8_png(data):
-        return data, arr
+        return data, arr, remapped
     buf = io.BytesIO()
     Image.fromarray(arr.astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue(), arr
+    return buf.getvalue(), arr, remapped
 
 
 def validate_pair(
@@ -180,7 +201,7 @@ def validate_pair(
     """Decode both files fully and check them; a :class:`CleanPair` or the first problem found."""
     try:
         image_jpeg, size, converted = normalise_image(image_path, jpeg_quality)
-        label_png, arr = normalise_label(label_path, num_classes, ignore_label)
+        label_png, arr, remapped = normalise_label(label_path, num_classes, ignore_label)
         if arr.shape != (size[1], size[0]):
             raise PairError(
                 "size_mismatch",
@@ -190,4 +211,6 @@ def validate_pair(
             )
     except PairError as err:
         return err.problem
-    return CleanPair(image_jpeg, label_png, size, converted)
+    return CleanPair(
+        image_jpeg, label_png, size, converted, "palette remapped" if remapped else None
+    )

@@ -118,7 +118,9 @@ def log_model(run_id: str, files: dict[str, Path], s: ExportSettings) -> dict[st
             cropper = save_cropper(Path(tmp) / CROPPER_PATH, files["keras"], s.crop, example_jpeg())
             mlflow.log_artifacts(str(cropper), artifact_path=CROPPER_PATH)
             uris["cropper"] = f"runs:/{run_id}/{CROPPER_PATH}"
-    link_logged_model(run_id, uris["model"])
+    from bibcrop.tracking import log_lineage
+
+    log_lineage("logged_model", link_logged_model, run_id, uris["model"], run_id=run_id)
     return uris
 
 

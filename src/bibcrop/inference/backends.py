@@ -13,11 +13,16 @@ from pathlib import Path
 BACKENDS = ("litert", "keras")
 
 
-def make_forward(name: str, model, cache_dir: Path, model_sha256: str):
+def make_forward(
+    name: str, model, cache_dir: Path, model_sha256: str, cache_shapes: int | None = None
+):
+    """The backend ``name``; ``cache_shapes`` bounds LiteRT's converted shapes on disk
+    (:mod:`bibcrop.inference.litert`; its default when None)."""
     if name == "keras":
         return model
     if name == "litert":
-        from bibcrop.inference.litert import LiteRTForward
+        from bibcrop.inference.litert import MAX_SHAPES, LiteRTForward
 
-        return LiteRTForward(model, cache_dir, model_sha256)
+        shapes = MAX_SHAPES if cache_shapes is None else cache_shapes
+        return LiteRTForward(model, cache_dir, model_sha256, max_shapes=shapes)
     raise ValueError(f"crop.backend={name!r}: choose one of {', '.join(BACKENDS)}")

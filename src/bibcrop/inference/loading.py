@@ -175,6 +175,7 @@ class ModelSource:
     max_side: int
     backend: str = "keras"
     backend_cache: Path = Path("models/litert")
+    backend_cache_shapes: int | None = None  # LiteRT files kept per model (None: default)
 
 
 def load_segmenter(source: ModelSource) -> Segmenter:
@@ -188,7 +189,10 @@ def load_segmenter(source: ModelSource) -> Segmenter:
     else:
         segmenter = _from_registry(str(source.model_uri), source.max_side)
     segmenter.forward = make_forward(
-        source.backend, segmenter.model, Path(source.backend_cache), segmenter.info["sha256"]
-    )
+        source.backend, segmenter.model, Path(source.backend_cache), segmenter.info["sha256"],
+        source.backend_cache_shapes,
+    )  # fmt: skip
     segmenter.info["backend"] = source.backend
+    if hasattr(segmenter.forward, "report"):  # the live LiteRT cache figures, for the report
+        segmenter.info["backend_cache"] = segmenter.forward.report
     return segmenter

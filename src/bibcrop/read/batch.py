@@ -225,15 +225,22 @@ def run_folder(reader, job: ReadJob, overwrite: bool = False) -> list[dict]:
     ``reads`` (``number``, ``score``, ``box`` [x0, y0, x1, y1] photo pixels, ``crop`` for
     crop reads, ``corrected_from``), ``dropped`` (with ``reason``) and ``seconds``.
     A rerun skips photos with a record (``overwrite`` redoes them); each record is written
-    atomically as its photo is done. FileNotFoundError when the input folder holds no photo.
+    atomically as its photo is done; a second run on the same output folder stops at once
+    (:class:`bibcrop.atomic.FolderInUseError`). FileNotFoundError when the input folder
+    holds no photo.
     ``read.engine=ray`` runs the same per-photo code on an actor pool
     (:mod:`bibcrop.read.distributed`).
     """
-    found, records, todo = unfinished(job, overwrite)
+    with atomic.folder_lock(job.output_dir, "read.output_dir"):  # one run per folder
+        found, records, todo = unfinished(job, overwrite)
+        _read_todo(reader, job, records, todo)
+    return [records[path.relative_to(job.input_dir)] for path in found]
+
+
+def _read_todo(reader, job: ReadJob, records: dict, todo: list) -> None:
     with counter("read", unit="photo", total=len(todo)) as bar:
         for path, rel in todo:
             record = read_one(reader, path, rel, job)
             atomic.write_json(record_path(job, rel), record)
             records[rel] = record
             bar.update()
-    return [records[path.relative_to(job.input_dir)] for path in found]

@@ -36,6 +36,11 @@ def run_folder_ray(
     """:func:`bibcrop.read.batch.run_folder` on Ray: one record per photo, in input order;
     ``reader`` is ``(read.reader, read.threads, read.min_side)``. A photo whose worker
     died on every try gets an ``error`` record with reason ``worker_failed``."""
+    with atomic.folder_lock(job.output_dir, "read.output_dir"):  # one run per folder
+        return _run(reader, job, settings, overwrite)
+
+
+def _run(reader, job: ReadJob, settings: RaySettings, overwrite: bool) -> list[dict]:
     found, records, todo = unfinished(job, overwrite)
     items = [(str(path), rel.as_posix()) for path, rel in todo]
 

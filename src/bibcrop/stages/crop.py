@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from bibcrop import atomic, layout
 from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.naming import outputs_report
 from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
     TIMING,
@@ -76,6 +77,7 @@ def model_source(cfg: DictConfig) -> ModelSource:
         max_side=int(c.max_side),
         backend=str(c.get("backend", "keras")),
         backend_cache=resolve(c.get("backend_cache", "models/litert")),
+        backend_cache_shapes=c.get("backend_cache_shapes"),
     )
 
 
@@ -93,17 +95,19 @@ def run(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - started
     report = summarize(records)
     report["annotations"] = write_annotations(records, job.output_dir / layout.ANNOTATIONS_CSV)
+    report["outputs"] = outputs_report(
+        records, job.output_dir, job.input_dir, also=(layout.ANNOTATIONS_CSV,)
+    )
     report["bib_rows"] = bib_rows_report(records, read_problems, matched)
     report["skipped_not_photos"] = len(not_photos(job.input_dir))
     report["mode"] = cfg.crop.mode
     report["model"] = {
         k: segmenter.info.get(k)
-        for k in ("name", "version", "run_id", "sha256", "source", "backend")
+        for k in ("name", "version", "run_id", "sha256", "source", "backend", "backend_cache")
     }
     report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
-    if cfg.crop.contact_sheet:
-        sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET
-        write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
+    sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET  # 0 photos: a line saying so
+    write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
     reports = resolve(cfg.paths.reports)
     atomic.write_json(reports / layout.CROP_REPORT, report)
     atomic.write_json(reports / layout.CROP_METRICS, metrics_of(report))

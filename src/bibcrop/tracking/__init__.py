@@ -37,6 +37,7 @@ _EXPORTS = {
     "log_eval_metrics": "artifacts",
     "write_history_csv": "artifacts",
     "log_manifest_input": "artifacts",
+    "log_lineage": "best_effort",
     "tracked_run": "runs",
     "read_run_state": "runs",
     "MlflowMetricsCallback": "keras_callback",

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from bibcrop import atomic
 from bibcrop.tracking.artifacts import log_config
+from bibcrop.tracking.best_effort import log_lineage
 from bibcrop.tracking.lineage import lineage_tags
 from bibcrop.tracking.redact import MAX_PARAM_VALUE, config_params, redact_text
 from bibcrop.tracking.settings import RUN_ID_ENV, TrackingSettings, settings_from
@@ -131,7 +132,8 @@ def tracked_run(
                 )
             _log_params(client, run.info.run_id, cfg)
             extra = {k: redact_text(str(v)) for k, v in (tags or {}).items()}
-            mlflow.set_tags({**lineage_tags(cfg, settings=settings), **extra})
+            lineage = {**lineage_tags(cfg, settings=settings), **extra}
+            log_lineage("tags", mlflow.set_tags, lineage, run_id=run.info.run_id)
             log_config(cfg, run.info.run_id)
             yield run
         status = "FINISHED"

@@ -23,6 +23,24 @@ def set_precision(name) -> str:
     return POLICIES[name]
 
 
+def xla_here(xla: bool, mixed_precision) -> bool:
+    """``train.xla`` as this machine can run it. XLA's CPU compiler refuses a mixed-precision
+    model ("Seen floating point types of different precisions ... mixed precision is
+    disallowed", deep inside the first step), so with no GPU or TPU a mixed-precision run
+    goes without XLA, said in one line: a GPU recipe can be tried at smoke size on a CPU."""
+    if not xla or POLICIES.get(mixed_precision) == "float32":
+        return xla
+    if keras.backend.backend() != "tensorflow":
+        return xla
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return True
+    print(f"train: XLA off for this run: no GPU or TPU, and XLA on the CPU cannot compile "
+          f"train.mixed_precision={mixed_precision} (train.xla=true stays for a GPU)")  # fmt: skip
+    return False
+
+
 def set_deterministic(enabled: bool) -> bool:
     """``train.deterministic``: bit-identical reruns for a given seed (TF op determinism).
 

@@ -252,16 +252,18 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
     job = with_class_weights(job)
     runtime.set_deterministic(t.deterministic)
     runtime.set_precision(t.mixed_precision)
+    job = replace(job, train=replace(t, xla=runtime.xla_here(t.xla, t.mixed_precision)))
     output, backup = job.output_dir, job.backup_dir
     if not worker.is_chief:
         with tempfile.TemporaryDirectory(prefix=f"bibcrop-worker{worker.index}-") as scratch:
             return _train(job, tracking, strategy, worker, Path(scratch), run=None)
     backup.mkdir(parents=True, exist_ok=True)
     prepare_backup(backup, tracking.inputs())
-    from bibcrop.tracking import log_manifest_input
+    from bibcrop.tracking import log_lineage, log_manifest_input
 
     with tracking.open_run(backup) as run:
-        log_manifest_input(job.tfrecords / "manifest.json", run.info.run_id)
+        manifest, run_id = job.tfrecords / "manifest.json", run.info.run_id
+        log_lineage("dataset", log_manifest_input, manifest, run_id, run_id=run_id)
         result = _train(job, tracking, strategy, worker, output, run)
         atomic.write_json(output / RUN_FILE, result)
     log.info("trained to step %d: %s", result["global_step"], output / RUN_FILE)
