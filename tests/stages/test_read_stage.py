@@ -145,6 +145,8 @@ def test_a_second_run_on_the_same_output_folder_stops_at_once(event, tmp_path):
 
     job = ReadJob(event / "photos", event / "crops", tmp_path / "out", ("original",),
                   ("per_runner",), "per_runner", RuleSettings())  # fmt: skip
-    with folder_lock(tmp_path / "out", "read.output_dir"):  # another run holds it
-        with pytest.raises(FolderInUseError, match="read.output_dir"):
-            run_folder(None, job)
+    with (
+        folder_lock(tmp_path / "out", "read.output_dir"),  # another run holds it
+        pytest.raises(FolderInUseError, match="read.output_dir"),
+    ):
+        run_folder(None, job)
