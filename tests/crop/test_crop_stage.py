@@ -172,7 +172,8 @@ def test_stage_loads_the_champion_and_refuses_what_is_missing(tmp_path, store):
     assert set(metrics) == {"area_share"}  # no bibs: no retention; no wall-clock figure
     assert all(isinstance(v, float) for v in metrics.values())
     timing = json.loads((tmp_path / "reports/crop.json").read_text())["timing"]
-    assert set(timing) == {"seconds", "photos_per_s"} and timing["photos_per_s"] > 0
+    assert set(timing) == {"seconds", "photos_per_s", "backend_cache"}  # the last: LiteRT's
+    assert timing["photos_per_s"] > 0 and timing["backend_cache"]["files"] == 1
     truth = tmp_path / "truth/labels"  # a truth map: the report measures runners, MLflow logs it
     truth.mkdir(parents=True)
     labels = np.zeros((70, 90), np.uint8)

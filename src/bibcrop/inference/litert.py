@@ -90,8 +90,8 @@ class LiteRTForward:
         self._interpreters: OrderedDict[tuple[int, int], object] = OrderedDict()
         self._seen: set[tuple[int, int]] = set()
         self._warned = False
-        # what the crop report shows (``model.backend_cache``); updated in place
-        self.report = {"folder": str(self.folder), "max_shapes": self.max_shapes,
+        # what the crop report shows (``timing.backend_cache``); updated in place
+        self.report = {"max_shapes": self.max_shapes,
                        "max_loaded": min(MAX_LOADED, self.max_shapes), "shapes_seen": 0,
                        "conversions": 0, "loaded": 0, "files": 0, "mb": 0.0}  # fmt: skip
 

@@ -103,9 +103,11 @@ def run(cfg: DictConfig) -> dict:
     report["mode"] = cfg.crop.mode
     report["model"] = {
         k: segmenter.info.get(k)
-        for k in ("name", "version", "run_id", "sha256", "source", "backend", "backend_cache")
+        for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
     report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
+    if segmenter.info.get("backend_cache"):  # what this run's LiteRT cache did: differs too
+        report[TIMING]["backend_cache"] = segmenter.info["backend_cache"]
     sheet = resolve(cfg.paths.reports) / layout.CONTACT_SHEET  # 0 photos: a line saying so
     write_contact_sheet(records[: int(cfg.crop.contact_sheet)], job, segmenter, sheet)
     reports = resolve(cfg.paths.reports)
