@@ -96,8 +96,10 @@ def test_the_stage_scores_every_source_against_every_bib(event, tmp_path, capsys
     assert torso["dropped"]["off_torso"] == 1
     assert report["best_source"]["source"] == "torso_filter"  # F1 1.0, recall kept
     metrics = json.loads((reports / "read_metrics.json").read_text())
-    assert metrics["read/original/f1"] == original["f1"]
-    assert metrics["read/default/recall"] == original["recall"]  # read.default_source
+    assert metrics == {
+        "read/f1": original["f1"],
+        "read/recall": original["recall"],
+    }  # read.default_source: original
     assert all(isinstance(v, (int, float)) for v in metrics.values())
     assert "crops/per_runner" in out and "best" not in out.split("\n")[0]
     assert (tmp_path / "read" / "xmp" / "race_a.jpg.xmp").is_file()

@@ -92,18 +92,12 @@ def all_metrics(scores: dict) -> dict[str, float]:
 
 
 def metrics_of(scores: dict, default: str) -> dict[str, float]:
-    """The DVC metrics, few enough for ``dvc metrics show`` to stay readable: each source's
-    photo-level F1 (``read/<source>/f1``) and the default source's photo-level precision
-    and recall and box-level F1 (``read/default/...``). Numbers only: times stay in the
-    report, as the crop stage's do."""
-    out = {f"read/{key}/f1": f["photo"]["f1"] for key, f in scores.items() if f.get("photo")}
-    chosen = scores.get(default) or {}
-    if chosen.get("photo"):
-        out["read/default/precision"] = chosen["photo"]["precision"]
-        out["read/default/recall"] = chosen["photo"]["recall"]
-    if chosen.get("box"):
-        out["read/default/box_f1"] = chosen["box"]["f1"]
-    return out
+    """The DVC metrics, few and short so that ``dvc metrics show`` stays one readable table:
+    the default source's photo-level F1 and recall (``read/f1``, ``read/recall``). Numbers
+    only; every source's figures are in ``read.json`` and MLflow (:func:`all_metrics`),
+    times in the report."""
+    chosen = (scores.get(default) or {}).get("photo")
+    return {"read/f1": chosen["f1"], "read/recall": chosen["recall"]} if chosen else {}
 
 
 def table_lines(scores: dict, default: str | None = None) -> list[str]:
