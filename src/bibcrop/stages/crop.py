@@ -23,8 +23,8 @@ from omegaconf import DictConfig
 from bibcrop import atomic, layout
 from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
-from bibcrop.crop.naming import outputs_report
 from bibcrop.crop.domain import DomainCheck
+from bibcrop.crop.naming import outputs_report
 from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
     TIMING,
@@ -99,9 +99,9 @@ def domain_check(cfg: DictConfig, segmenter) -> DomainCheck | None:
     return DomainCheck.from_dict(segmenter.domain).with_threshold(settings.get("threshold"))
 
 
-def load(cfg: DictConfig):
+def load(cfg: DictConfig, source: ModelSource | None = None):
     """The segmenter ``crop.*`` names (the registry configured first when needed)."""
-    source = model_source(cfg)
+    source = source or model_source(cfg)
     if not source.model_path:
         from bibcrop.tracking import configure, settings_from
 
@@ -112,8 +112,9 @@ def load(cfg: DictConfig):
 def run(cfg: DictConfig) -> dict:
     bibs, read_problems, matched = read_bibs(cfg, resolve(cfg.crop.input_dir))
     job = make_job(cfg, bibs)
-    segmenter = load(cfg)
-    job.domain = domain_check(cfg, segmenter)
+    source = model_source(cfg)
+    segmenter = load(cfg, source)
+    job.domain = domain_check(cfg, segmenter)  # the Ray engine's workers get it in the job
     started = time.perf_counter()
     records = crop_records(cfg, segmenter, source, job)
     seconds = time.perf_counter() - started
