@@ -76,12 +76,19 @@ def main() -> None:
         action="store_true",
         help="labels only (the gate's confidence check off): what the confidence costs",
     )
+    parser.add_argument(
+        "--domain",
+        action="store_true",
+        help="with the domain check (energy map, region scores; threshold +inf so every photo "
+        "is cropped as without it): what the check costs",
+    )
     args = parser.parse_args()
     import keras
 
     from bibcrop.config import compose_config
     from bibcrop.crop import photos
     from bibcrop.crop.batch import CropJob, run_folder
+    from bibcrop.crop.domain import DomainCheck
     from bibcrop.crop.roi import RoiSettings
     from bibcrop.inference import make_forward
     from bibcrop.inference.loading import Segmenter
@@ -114,6 +121,9 @@ def main() -> None:
                 segmenter.parse_many([reduced] * args.batch_size)
             roi = RoiSettings.from_cfg(cfg.crop)
             job = CropJob(folder / "photos", folder / "out", roi, {}, batch_size=args.batch_size)
+            if args.domain:
+                job.domain = DomainCheck(threshold=float("inf"), in_domain_rate=1.0)
+                segmenter.parse_many_domain([reduced] * args.batch_size)  # its graph traced
             start = time.perf_counter()
             records = run_folder(segmenter, job)
             stage = time.perf_counter() - start
@@ -123,6 +133,7 @@ def main() -> None:
                      f"{stage / floor:.1f}x"])  # fmt: skip
     context = (f"{today()}, {machine()}, {versions()}, backend {args.backend}, batch "
                f"{args.batch_size}, grain {args.grain}, confidence {not args.no_confidence}, "
+               f"domain check {args.domain}, "
                f"model {args.model or 'default, random weights'}")  # fmt: skip
     header = ["photo size", "MB/photo", "photos", "stage photos/s", "floor photos/s"]
     report("crop", context, [*header, "stage / floor"], rows)

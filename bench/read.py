@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument("--sources", default="original,crops,parse_filter,torso_filter")
     parser.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides (crop.gate...)")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument(
+        "--no-domain",
+        action="store_true",
+        help="without the domain check the model carries (domain.json beside it)",
+    )
     parser.add_argument("--no-log", action="store_true", help="do not append to PERFORMANCE.md")
     args = parser.parse_args()
 
@@ -81,8 +86,13 @@ def main() -> None:
                                                max_side=int(cfg.crop.max_side),
                                                backend=args.backend,
                                                backend_cache=tmp / "litert"))  # fmt: skip
+        check = None
+        if segmenter.domain is not None and not args.no_domain:
+            from bibcrop.crop.domain import DomainCheck
+
+            check = DomainCheck.from_dict(segmenter.domain)
         job = CropJob(photos, tmp / "crops", RoiSettings.from_cfg(cfg.crop), {},
-                      batch_size=int(cfg.crop.batch_size))  # fmt: skip
+                      batch_size=int(cfg.crop.batch_size), domain=check)  # fmt: skip
         # warm up (LiteRT converts, Keras traces, for this batch shape) outside the timing
         from bibcrop.crop.photos import load_reduced
 
@@ -117,7 +127,8 @@ def main() -> None:
                      b.get("f1", "-"), f.get("photos_per_s") or "-"])  # fmt: skip
     context = (
         f"{today()}, {machine()}, {versions()}, {label}, model {args.model} "
-        f"({args.backend}), crop {outcomes}; best by the rule: {best['source']}"
+        f"({args.backend}, domain check {'on' if check else 'off'}), crop {outcomes}; "
+        f"best by the rule: {best['source']}"
     )
     report("read", context, ["source", "P", "R", "F1", "box F1", "photos/s"], rows)
 

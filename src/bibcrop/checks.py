@@ -171,6 +171,22 @@ def _read(cfg: DictConfig) -> None:
                           "give the event's digit count range")  # fmt: skip
 
 
+def _tune_gate(cfg: DictConfig) -> None:
+    from bibcrop.inference.backends import BACKENDS
+
+    choice(cfg, "crop.backend", BACKENDS)
+    folder(cfg, "tune_gate.photos", "point it at the folder of annotated photos")
+    optional_file(cfg, "tune_gate.numbers", "point it at a filename,number CSV, or set it to null")
+    if not _value(cfg, "tune_gate.numbers"):
+        file(cfg, "tune_gate.annotations", "point it at the bib CSV (filename,x_min,...,class)")
+    else:
+        optional_file(cfg, "tune_gate.annotations", "point it at the bib CSV, or set it to null")
+    optional_file(cfg, "crop.model_path", "point it at a .keras file, or set it to null")
+    holdout = _value(cfg, "tune_gate.holdout")
+    if not 0.0 <= float(holdout) < 1.0:
+        raise _invalid(cfg, "tune_gate.holdout", "not a share", "choose a share in [0, 1)")
+
+
 def crop_truth(cfg: DictConfig) -> tuple[Path, Path]:
     """``crop.truth_labels`` (a folder of truth label maps) and ``crop.annotations`` (the
     bib CSV) for ``bibcrop crop-truth``: both must be set and exist."""
@@ -307,6 +323,7 @@ CHECKS = {
     "crop": _crop,
     "crop-truth": crop_truth,
     "read": _read,
+    "tune-gate": _tune_gate,
 }
 
 

@@ -34,6 +34,7 @@ STAGES: dict[str, str] = {
     "crop": "bibcrop.stages.crop",
     "crop-truth": "bibcrop.stages.crop_truth",
     "read": "bibcrop.stages.read",
+    "tune-gate": "bibcrop.stages.tune_gate",
 }
 
 # Stage-specific flags that Hydra would not parse, turned into config overrides.
@@ -46,7 +47,8 @@ SWEEP_CALLBACK = "bibcrop.tracking.sweep.MlflowSweepCallback"
 
 # Stages that import TensorFlow: imported with its start-up lines dropped (bibcrop.quiet).
 # (read decodes photos as the crop stage does, with TensorFlow's JPEG decoder)
-TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop", "read"}
+TF_STAGES = {"tfrecords", "validate", "model-info", "train", "evaluate", "export", "crop", "read",
+             "tune-gate"}  # fmt: skip
 
 
 _OVERRIDE = re.compile(r"^[~+]{0,2}[\w.@/-]+=")

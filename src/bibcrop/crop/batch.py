@@ -44,6 +44,7 @@ class CropJob:
     truth_dir: Path | None = None  # truth LIP label maps (<stem>.png), for the report
     truth_min_torso_frac: float = 0.001  # runner recall counts torsos above this photo share
     prefixes: dict = field(default_factory=dict)  # rel -> crop name prefix (naming.plan)
+    domain: object = None  # a bibcrop.crop.domain.DomainCheck (the model's), or None: off
 
 
 def record_path(job: CropJob, rel: Path) -> Path:
@@ -94,12 +95,26 @@ def crop_photo(segmenter, path: Path, rel: Path, job: CropJob) -> dict:
     photo = decode(path, rel, segmenter.max_side)
     if photo.error:
         raise photo.error
-    labels, confidence = segmenter.parse(photo.reduced)
-    return crop_decoded(segmenter, photo, labels, job, confidence)
+    labels, confidence, domain_map = parse_batch(segmenter, [photo.reduced], job)[0]
+    return crop_decoded(segmenter, photo, labels, job, confidence, domain_map)
+
+
+def parse_batch(segmenter, images: list[np.ndarray], job: CropJob) -> list[tuple]:
+    """``(labels, confidence, domain map or None)`` per image from one forward pass: with
+    the job's domain check the map it scores (the energy, from the same logits)."""
+    if job.domain is not None:
+        return segmenter.parse_many_domain(images)
+    return [(labels, confidence, None) for labels, confidence in segmenter.parse_many(images)]
 
 
 def plan_photo(
-    segmenter, full: np.ndarray, labels: np.ndarray, rows: list, job: CropJob, confidence=None
+    segmenter,
+    full: np.ndarray,
+    labels: np.ndarray,
+    rows: list,
+    job: CropJob,
+    confidence=None,
+    domain_map=None,
 ):
     """What the crop of one photo is, without writing anything: the per-photo logic the
     crop stage and the crop service (:mod:`bibcrop.crop.service`) share.
@@ -115,16 +130,24 @@ def plan_photo(
     ``kept`` and ``reasons``), ``crops`` with each ``box``, remapped ``bibs`` and
     ``cut_bibs``, ``outcome``, ``bibs_retained``, ``intact_bibs`` when intact) and, per kept
     crop, its box's index (the ``_<k>`` of its file name).
+
+    ``domain_map``: with ``job.domain``, the map the domain check scores (the energy, same
+    size as ``labels``; None: no check); the record then has ``domain`` (the photo's
+    ``score``, the ``threshold``, ``outside``) and each candidate its ``domain`` score.
     """
     height, width = full.shape[:2]
-    decision = decide(labels, (width, height), job.roi, confidence)
+    decision = decide(labels, (width, height), job.roi, confidence, domain_of(job, domain_map))
     boxes, reasons = decision["boxes"], decision["reasons"]
     if job.refine:
         boxes = [_refined(segmenter, full, b, job) for b in boxes]
     bibs, refused = annotations.split_rows(rows, width, height)
     record = {"width": width, "height": height, "reasons": reasons, "bibs": len(bibs),
               "invalid_bibs": refused, "candidates": decision["candidates"],
+              "boxes_by_mode": boxes_by_mode(labels, (width, height), job, confidence, boxes,
+                                             domain_map),
               "crops": []}  # fmt: skip
+    if "domain" in decision:
+        record["domain"] = decision["domain"]
     kept, indices = set(), []
     for k, box in enumerate(boxes):
         remapped, cut = annotations.remap(bibs, box, job.cut_policy)
@@ -146,8 +169,27 @@ def plan_photo(
     return record, indices
 
 
+def boxes_by_mode(labels, size, job: CropJob, confidence, boxes, domain_map=None) -> dict:
+    """``{mode: [[x0, y0, x1, y1], ...]}`` for every ROI mode from the same parse (no second
+    inference): the job's own mode is ``boxes``; the read stage reads the crops of each
+    mode from these (:mod:`bibcrop.read.sources`). With the domain check every mode is
+    checked too (none where the photo is out of domain: the whole photo is read)."""
+    out = {}
+    for mode in MODES:
+        found = boxes if mode == job.roi.mode else decide(
+            labels, size, with_mode(job.roi, mode), confidence, domain_of(job, domain_map)
+        )["boxes"]  # fmt: skip
+        out[mode] = [[int(v) for v in box] for box in found]
+    return out
+
+
+def domain_of(job: CropJob, domain_map):
+    """``(check, domain_map)`` for :func:`bibcrop.crop.roi.decide`, or None (no check)."""
+    return None if job.domain is None or domain_map is None else (job.domain, domain_map)
+
+
 def crop_decoded(
-    segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None
+    segmenter, photo: Decoded, labels: np.ndarray, job: CropJob, confidence=None, domain_map=None
 ) -> dict:
     """:func:`plan_photo`, then its files: one JPEG per crop, or the photo copied intact.
 
@@ -156,7 +198,7 @@ def crop_decoded(
     :func:`bibcrop.crop.metrics.photo_truth`)."""
     path, rel, full = photo.path, photo.rel, photo.full
     rows = job.bibs.get(rel.as_posix(), [])
-    plan, indices = plan_photo(segmenter, full, labels, rows, job, confidence)
+    plan, indices = plan_photo(segmenter, full, labels, rows, job, confidence, domain_map)
     record = {"photo": rel.as_posix(), **plan}
     for k, crop in zip(indices, record["crops"], strict=True):
         name = naming.crop_name(rel, job.prefixes.get(rel, rel.stem), k)
@@ -170,11 +212,11 @@ def crop_decoded(
     truth = metrics.read_truth(job.truth_dir, rel)
     if truth is not None:
         bibs, _ = annotations.split_rows(rows, record["width"], record["height"])
-        record["truth"] = truth_counts(record, labels, confidence, truth, bibs, job)
+        record["truth"] = truth_counts(record, labels, confidence, truth, bibs, job, domain_map)
     return record
 
 
-def truth_counts(record, labels, confidence, truth, bibs, job: CropJob) -> dict:
+def truth_counts(record, labels, confidence, truth, bibs, job: CropJob, domain_map=None) -> dict:
     """:func:`bibcrop.crop.metrics.photo_truth` for every ROI mode: the job's mode from
     the crops written, the others from the same parse (no second inference)."""
     truth_labels, instances = truth
@@ -186,7 +228,8 @@ def truth_counts(record, labels, confidence, truth, bibs, job: CropJob) -> dict:
             boxes = [c["box"] for c in record["crops"]]
             why = None if boxes else record["reasons"][0]
         else:
-            decision = decide(labels, size, with_mode(job.roi, mode), confidence)
+            decision = decide(labels, size, with_mode(job.roi, mode), confidence,
+                              domain_of(job, domain_map))  # fmt: skip
             boxes = decision["boxes"]
             why = None if boxes else (decision["reasons"] or ["no_box"])[0]
         counts = metrics.photo_truth(
@@ -210,10 +253,10 @@ def _finish(pool, segmenter, photo: Decoded, parses: dict, job: CropJob):
     """
     if photo.error is not None:
         return _error_record(photo.rel, photo.error)
-    labels, confidence = parses[photo.rel]
+    labels, confidence, domain_map = parses[photo.rel]
     if job.refine:
-        return crop_decoded(segmenter, photo, labels, job, confidence)
-    return pool.submit(crop_decoded, segmenter, photo, labels, job, confidence)
+        return crop_decoded(segmenter, photo, labels, job, confidence, domain_map)
+    return pool.submit(crop_decoded, segmenter, photo, labels, job, confidence, domain_map)
 
 
 def _chunks(items: list, size: int):
@@ -267,7 +310,8 @@ def crop_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
 
     ``segmenter`` is an :class:`bibcrop.inference.loading.Segmenter` (anything with
     ``parse_many`` returning ``(int32 LIP labels [H, W], float32 max softmax [H, W])`` per
-    photo, ``labels`` for ``refine`` and ``max_side``).
+    photo, ``labels`` for ``refine`` and ``max_side``; with ``job.domain``,
+    ``parse_many_domain`` adding the map the check scores).
     Each record: ``photo`` (path relative to the input folder), ``width``/``height``
     (pixels), ``outcome`` (``cropped``, ``intact``, ``error``, ...), ``reasons``, ``crops``
     (boxes in photo pixels ``[x0, y0, x1, y1]`` with the bibs they keep), bib counts. A
@@ -300,7 +344,7 @@ def crop_folder(segmenter, job: CropJob, overwrite: bool = False) -> list[dict]:
             decoded = [future.result() for future in pending]
             pending = read(chunks[index + 1]) if index + 1 < len(chunks) else []
             good = [d for d in decoded if d.error is None]
-            parses = segmenter.parse_many([d.reduced for d in good])
+            parses = parse_batch(segmenter, [d.reduced for d in good], job)
             by_rel = dict(zip((d.rel for d in good), parses, strict=True))
             drain(cropping)  # the previous batch: its crops were encoded during inference
             cropping = [(d, _finish(pool, segmenter, d, by_rel, job)) for d in decoded]

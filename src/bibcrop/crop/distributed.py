@@ -21,6 +21,7 @@ from bibcrop.crop.batch import (
     check_output,
     crop_decoded,
     decode,
+    parse_batch,
     record_path,
     unfinished,
 )
@@ -47,15 +48,15 @@ class CropWorker:
         job, segmenter = self.job, self.segmenter
         decoded = [decode(Path(p), Path(r), segmenter.max_side, job.input_dir) for p, r in batch]
         good = [d for d in decoded if d.error is None]
-        parsed = segmenter.parse_many([d.reduced for d in good])
+        parsed = parse_batch(segmenter, [d.reduced for d in good], job)  # + the domain map
         parses = dict(zip((d.rel for d in good), parsed, strict=True))
         records = []
         for photo in decoded:
             if photo.error is not None:
                 records.append(_error_record(photo.rel, photo.error))
                 continue
-            labels, confidence = parses[photo.rel]
-            records.append(crop_decoded(segmenter, photo, labels, job, confidence))
+            labels, confidence, domain_map = parses[photo.rel]
+            records.append(crop_decoded(segmenter, photo, labels, job, confidence, domain_map))
         return records
 
 

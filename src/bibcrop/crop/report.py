@@ -8,6 +8,7 @@ from collections import Counter
 
 from bibcrop import atomic
 from bibcrop.crop.csv_layouts import FIELDS
+from bibcrop.crop.domain import REASON as OUT_OF_DOMAIN
 from bibcrop.crop.metrics import summarize_truth
 from bibcrop.crop.roi import MODES
 
@@ -37,8 +38,25 @@ def summarize(records: list[dict]) -> dict:
         "cut_bibs": sum(c.get("cut_bibs", 0) for r in records for c in r["crops"]),
         "candidates": sum(len(r.get("candidates", [])) for r in records),
         "candidates_dropped": dict(sorted(dropped(records).items())),
+        "out_of_domain": sum(OUT_OF_DOMAIN in r.get("reasons", []) for r in records),
+        **domain_report(records),
         **truth_report(records),
     }
+
+
+def domain_report(records: list[dict]) -> dict:
+    """``{"domain_scores": {...}}`` when the domain check ran (else {}): photos checked,
+    photos scored (a kept candidate), out of domain, and the scores' quantiles."""
+    checked = [r["domain"] for r in records if r.get("domain")]
+    if not checked:
+        return {}
+    scores = sorted(d["score"] for d in checked if d.get("score") is not None)
+    quantiles = {}
+    if scores:
+        pick = [scores[min(len(scores) - 1, int(q * len(scores)))] for q in (0.0, 0.5, 0.9)]
+        quantiles = {"min": pick[0], "median": pick[1], "p90": pick[2], "max": scores[-1]}
+    return {"domain_scores": {"checked": len(checked), "scored": len(scores),
+                              "threshold": checked[0].get("threshold"), **quantiles}}  # fmt: skip
 
 
 def dropped(records: list[dict]) -> Counter:
@@ -180,6 +198,7 @@ def summary_line(report: dict) -> str:
         f"({report['crops']} crops), {o.get('intact', 0)} intact, {o.get('error', 0)} errors; "
         f"mean crop area {report['mean_crop_area_share']}, bib retention "
         f"{retention if retention is not None else 'n/a'}"
+        + (f"; {ood} out of domain" if (ood := report.get("out_of_domain")) else "")
         + (f"; {skipped} non-photo files skipped" if (skipped := report.get("skipped_not_photos"))
            else "")
         + "".join(f"\n  truth {mode}: crop precision {t['crop_precision']}, runner recall "

@@ -15,8 +15,9 @@ top-left, max exclusive). Modes:
 Each candidate (a torso with its box) then passes the gate (:mod:`bibcrop.crop.gate`:
 confidence and body layout) before its box is finished. A photo without a usable box gets
 a fallback reason instead (``no_torso``, ``no_pants``, ``no_runner`` (torsos, but none
-with pants or body parts), ``low_confidence``, ``implausible_layout``, ``invalid_box``,
-``too_small``, ``bad_aspect``).
+with pants or body parts), ``low_confidence``, ``implausible_layout``, ``out_of_domain``
+(the model does not know the kept runners' regions: :mod:`bibcrop.crop.domain`),
+``invalid_box``, ``too_small``, ``bad_aspect``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from bibcrop.crop.domain import REASON as OUT_OF_DOMAIN
+from bibcrop.crop.domain import photo_score, region_box
 from bibcrop.crop.gate import GateSettings, judge, measure, photo_reason
 from bibcrop.data.lip_dataset import CLASS_IDS
 
@@ -252,47 +255,122 @@ def photo_boxes(
     return decision["boxes"], decision["reasons"]
 
 
-def decide(
-    labels: np.ndarray,
-    photo_size: tuple[int, int],
-    s: RoiSettings,
-    confidence: np.ndarray | None = None,
-) -> dict:
-    """Candidates, gate and final boxes for one photo's parse.
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """A torso component with its box (label-map pixels), ``alone`` (per_runner: no pants
+    below and no body part around), the gate's :func:`~bibcrop.crop.gate.measure` figures
+    and its domain score (None without a check): everything no threshold changes."""
 
-    ``labels`` int [h, w] LIP ids and ``confidence`` float32 [h, w] max softmax (or
-    ``None``: a truth map, certain) in the label map's frame; ``photo_size`` is the photo's
-    ``(width, height)`` in pixels. Returns ``{"boxes": [(x0, y0, x1, y1)] in photo pixels,
-    "reasons": [...], "candidates": [{"box", "confidence", "checks", "kept", "reasons"}]}``;
-    a candidate's ``box`` is its raw box scaled to the photo (no margin). No boxes means
-    the photo stays intact for ``reasons``.
-    """
-    width, height = photo_size
-    scale = map_scale(labels.shape, photo_size)
+    torso: Component
+    box: tuple
+    alone: bool
+    figures: dict
+    domain: float | None = None
+
+
+def candidates(
+    labels: np.ndarray, s: RoiSettings, confidence: np.ndarray | None = None, domain=None
+) -> tuple[list[Candidate], str | None]:
+    """``(candidates, None)`` for one photo's parse, or ``([], reason)`` when there is none
+    (``no_torso``, ``no_pants``). ``domain`` is None or ``(check, domain map)``: a
+    :class:`bibcrop.crop.domain.DomainCheck` and what it scores regions on."""
     found, reason = raw_candidates(labels, s)
     if reason:
-        return {"boxes": [], "reasons": [reason], "candidates": []}
-    records, kept, dropped = [], [], []
-    for torso, box, alone in found:
-        figures = measure(labels, confidence, torso)
-        why = ["no_body", *judge(figures, s.gate)] if alone else judge(figures, s.gate)
+        return [], reason
+    scores = region_scores(domain, [torso.box for torso, _, _ in found], labels)
+    return [Candidate(torso, box, alone, measure(labels, confidence, torso), score)
+            for (torso, box, alone), score in zip(found, scores, strict=True)], None  # fmt: skip
+
+
+def gated(
+    found: list[Candidate],
+    reason: str | None,
+    map_shape: tuple[int, ...],
+    photo_size: tuple[int, int],
+    s: RoiSettings,
+    threshold: float | None = None,
+) -> dict:
+    """The gate (``s.gate``) and the domain ``threshold`` (None: no check) over
+    :func:`candidates`' output: the decision :func:`decide` returns."""
+    if reason:
+        return {"boxes": [], "reasons": [reason], "candidates": [],
+                **domain_verdict(threshold, [])}  # fmt: skip
+    width, height = photo_size
+    scale = map_scale(map_shape, photo_size)
+    records, kept, dropped, kept_scores = [], [], [], []
+    for c in found:
+        why = ["no_body", *judge(c.figures, s.gate)] if c.alone else judge(c.figures, s.gate)
         records.append({
-            "box": [int(round(v)) for v in scale_box(box, scale)],
-            "confidence": figures["confidence"],
-            "checks": {k: figures[k] for k in ("head", "legs", "arms", "fill", "aspect")},
+            "box": [int(round(v)) for v in scale_box(c.box, scale)],
+            "confidence": c.figures["confidence"],
+            "checks": {k: c.figures[k] for k in ("head", "legs", "arms", "fill", "aspect")},
             "kept": not why,
             "reasons": why,
+            **({} if c.domain is None else {"domain": c.domain}),
         })  # fmt: skip
-        (dropped if why else kept).append(why if why else box)
+        (dropped if why else kept).append(why if why else c.box)
+        if not why and c.domain is not None:
+            kept_scores.append(c.domain)
+    verdict = domain_verdict(threshold, kept_scores)
     if not kept:
-        return {"boxes": [], "reasons": [photo_reason(dropped)], "candidates": records}
+        return {"boxes": [], "reasons": [photo_reason(dropped)], "candidates": records,
+                **verdict}  # fmt: skip
+    if verdict and verdict["domain"]["outside"]:
+        return {"boxes": [], "reasons": [OUT_OF_DOMAIN], "candidates": records, **verdict}
     if s.mode == "per_runner":
         kept = merge_overlapping(kept)
     boxes, reasons = [], []
     for candidate in kept:
         box, why = finish_box(candidate, scale, width, height, s)
         (boxes if box else reasons).append(box or why)
-    return {"boxes": boxes, "reasons": reasons, "candidates": records}
+    return {"boxes": boxes, "reasons": reasons, "candidates": records, **verdict}
+
+
+def decide(
+    labels: np.ndarray,
+    photo_size: tuple[int, int],
+    s: RoiSettings,
+    confidence: np.ndarray | None = None,
+    domain=None,
+) -> dict:
+    """Candidates, gate, domain check and final boxes for one photo's parse.
+
+    ``labels`` int [h, w] LIP ids and ``confidence`` float32 [h, w] max softmax (or
+    ``None``: a truth map, certain) in the label map's frame; ``photo_size`` is the photo's
+    ``(width, height)`` in pixels; ``domain`` is ``None`` or ``(check, domain map)``, a
+    :class:`bibcrop.crop.domain.DomainCheck` and the photo's map it scores regions on.
+    Returns ``{"boxes": [(x0, y0, x1, y1)] in photo pixels, "reasons": [...],
+    "candidates": [{"box", "confidence", "checks", "kept", "reasons"}]}``, with a check
+    each candidate's ``domain`` score and the decision's ``domain`` (``score``: the largest
+    over the kept candidates, None without one; ``threshold``; ``outside``). A candidate's
+    ``box`` is its raw box scaled to the photo (no margin). No boxes means the photo stays
+    intact for ``reasons``; a score above the threshold keeps it intact with
+    ``out_of_domain``.
+    """
+    found, reason = candidates(labels, s, confidence, domain)
+    threshold = None if domain is None else domain[0].threshold
+    return gated(found, reason, labels.shape, photo_size, s, threshold)
+
+
+def region_scores(domain, torso_boxes: list, labels: np.ndarray) -> list[float | None]:
+    """Each candidate's domain score (its runner region's), or Nones without a check
+    (``domain`` None or ``(check, domain map)``)."""
+    if domain is None:
+        return [None] * len(torso_boxes)
+    check, domain_map = domain
+    regions = [region_box(box, labels.shape) for box in torso_boxes]
+    return check.region_scores(domain_map, labels, regions)
+
+
+def domain_verdict(threshold: float | None, kept_scores: list[float]) -> dict:
+    """``{"domain": {"score", "threshold", "outside"}}`` for a decision ({} without a
+    check): the photo's score (:func:`bibcrop.crop.domain.photo_score`, over its kept
+    candidates; None: none kept) against the threshold."""
+    if threshold is None:
+        return {}
+    score = photo_score(kept_scores)
+    return {"domain": {"score": score, "threshold": threshold,
+                       "outside": score is not None and score > threshold}}  # fmt: skip
 
 
 def with_mode(s: RoiSettings, mode: str) -> RoiSettings:

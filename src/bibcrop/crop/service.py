@@ -17,7 +17,9 @@ remapped into the crop's frame), ``cut_bibs`` (per box), ``bibs_retained``,
 ``intact_bibs`` (JSON: an intact photo's bibs, in its own frame), ``invalid_bibs`` (JSON:
 boxes refused against the photo's size, with the problem; ``file`` is ``bibs`` and ``line``
 the box's 1-based position in the row's list), ``error`` (the message; "" unless
-``error``; an unreadable photo has width and height 0).
+``error``; an unreadable photo has width and height 0), ``domain_score`` (the photo's
+domain check score, :mod:`bibcrop.crop.domain`; null without a kept runner or a check; a
+photo above the model's threshold is ``intact`` with the reason ``out_of_domain``).
 Nested lists travel as JSON strings, so the output schema is one ``mlflow.pyfunc.spark_udf``
 can return (primitives and arrays of them). These are the crop stage's records for the
 same photo and settings (the per-photo code is :func:`bibcrop.crop.batch.plan_photo`; no
@@ -34,20 +36,24 @@ from pathlib import Path
 import numpy as np
 
 from bibcrop.crop.annotations import BibRow
-from bibcrop.crop.batch import CropJob, plan_photo
+from bibcrop.crop.batch import CropJob, parse_batch, plan_photo
+from bibcrop.crop.domain import DomainCheck
 from bibcrop.crop.gate import GateSettings
 from bibcrop.crop.photos import PhotoError, load_full, load_reduced
 from bibcrop.crop.roi import RoiSettings
 from bibcrop.inference.backends import make_forward
-from bibcrop.inference.loading import Segmenter
+from bibcrop.inference.loading import Segmenter, read_domain
 from bibcrop.inference.pyfunc import read_data
 
 COLUMNS = ("photo", "outcome", "reasons", "width", "height", "boxes", "bibs", "cut_bibs",
-           "bibs_retained", "intact_bibs", "invalid_bibs", "error")  # fmt: skip
+           "bibs_retained", "intact_bibs", "invalid_bibs", "error", "domain_score")  # fmt: skip
 
 
-def service_settings(job: CropJob, max_side: int, backend: str = "keras") -> dict:
-    """The JSON stored with the model: what :func:`job_from` rebuilds on load."""
+def service_settings(
+    job: CropJob, max_side: int, backend: str = "keras", domain_check: bool = True
+) -> dict:
+    """The JSON stored with the model: what :func:`job_from` rebuilds on load
+    (``domain_check``: apply the domain check stored beside the model, when it has one)."""
     return {
         "max_side": int(max_side),
         "backend": str(backend),
@@ -55,6 +61,7 @@ def service_settings(job: CropJob, max_side: int, backend: str = "keras") -> dic
         "cut_policy": job.cut_policy,
         "filter_cut": job.filter_cut,
         "refine": job.refine,
+        "domain_check": bool(domain_check),  # the check itself: DOMAIN_FILE beside
     }
 
 
@@ -98,6 +105,7 @@ def signature():
                 ColSpec(Array("long"), "cut_bibs"),
                 ColSpec("long", "bibs_retained"),
                 ColSpec("string", "error", required=False),
+                ColSpec("double", "domain_score", required=False),
             ]
         ),  # fmt: skip
     )
@@ -109,13 +117,16 @@ def input_example(image: bytes):
     return pd.DataFrame({"image": [image], "name": ["example.jpg"], "bibs": ["[]"]})
 
 
-def save(path: str | Path, keras_file: str | Path, settings: dict, example_image: bytes) -> Path:
-    """Write the crop service's MLflow model folder (see :func:`bibcrop.inference.pyfunc.save`)."""
+def save(
+    path: str | Path, keras_file: str | Path, settings: dict, example_image: bytes, beside=()
+) -> Path:
+    """Write the crop service's MLflow model folder (see :func:`bibcrop.inference.pyfunc.save`;
+    ``beside``: the model's domain check file, when it has one)."""
     from bibcrop.inference.pyfunc import save as save_model
 
     return save_model(
         path, keras_file, settings, loader_module=__name__,
-        example=input_example(example_image), model_signature=signature(),
+        example=input_example(example_image), model_signature=signature(), beside=beside,
     )  # fmt: skip
 
 
@@ -156,15 +167,16 @@ class CropService:
         readable ones are inferred together, batched where sizes agree, as the stage does."""
         decoded = [self.decode(image, name) for image, name in zip(images, names, strict=True)]
         good = [i for i, d in enumerate(decoded) if isinstance(d, tuple)]
-        parses = dict(zip(good, self.segmenter.parse_many([decoded[i][0] for i in good]),
-                          strict=True))  # fmt: skip
+        parsed = parse_batch(self.segmenter, [decoded[i][0] for i in good], self.job)
+        parses = dict(zip(good, parsed, strict=True))
         records = []
         for index, item in enumerate(decoded):
             if index not in parses:
                 records.append(item)
                 continue
-            labels, confidence = parses[index]  # the gate sees what the stage's gate sees
-            plan, _ = plan_photo(self.segmenter, item[1], labels, bibs[index], self.job, confidence)
+            labels, confidence, domain_map = parses[index]  # what the stage's gate sees
+            plan, _ = plan_photo(self.segmenter, item[1], labels, bibs[index], self.job,
+                                 confidence, domain_map)  # fmt: skip
             records.append({"photo": names[index], **plan})
         return records
 
@@ -214,17 +226,21 @@ def _row(record: dict) -> dict:
         "intact_bibs": json.dumps(record.get("intact_bibs", [])),
         "invalid_bibs": json.dumps(record.get("invalid_bibs", [])),
         "error": record.get("error", ""),
+        "domain_score": (record.get("domain") or {}).get("score"),
     }
 
 
 def _load_pyfunc(data_path: str) -> CropService:
     """MLflow's entry point for the ``python_function`` flavour (``loader_module``)."""
     model, settings = read_data(data_path)
-    segmenter = Segmenter(model, int(settings["max_side"]))
+    segmenter = Segmenter(model, int(settings["max_side"]), domain=read_domain(Path(data_path)))
     cache = Path(tempfile.mkdtemp(prefix="bibcrop-litert-"))
     digest = _sha256(Path(data_path))
     segmenter.forward = make_forward(settings.get("backend", "keras"), model, cache, digest)
-    return CropService(segmenter, job_from(settings))
+    job = job_from(settings)
+    if settings.get("domain_check", True) and segmenter.domain is not None:
+        job.domain = DomainCheck.from_dict(segmenter.domain)
+    return CropService(segmenter, job)
 
 
 def _sha256(folder: Path) -> str:

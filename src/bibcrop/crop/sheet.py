@@ -62,8 +62,13 @@ def write_contact_sheet(records: list[dict], job, segmenter, path: Path) -> Path
         for x0, y0, x1, y1, *_ in split_rows(rows, record["width"], record["height"])[0]:
             _box(axes[row][0], (x0, y0, x1, y1), scale, "yellow")
         reasons = ", ".join(record.get("reasons", []))
+        domain = record.get("domain") or {}
+        score = (f"; domain {domain['score']:.1f} / {domain['threshold']:.1f}"
+                 if domain.get("score") is not None else "")  # fmt: skip
         axes[row][0].set_title(
-            f"{record['photo']}: {record['outcome']}" + (f" ({reasons})" if reasons else ""),
+            f"{record['photo']}: {record['outcome']}"
+            + (f" ({reasons})" if reasons else "")
+            + score,
             fontsize=8,
         )
         axes[row][1].set_title("label map", fontsize=8)

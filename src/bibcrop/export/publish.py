@@ -43,7 +43,10 @@ class ExportSettings:
     square; ``input_size`` (H, W) bounds the logged input example (at most 65x65 of it).
     ``registered_model_name`` and ``key_metric`` decide the registry version's alias;
     ``cropper_name`` (None: none) registers the crop service with ``crop`` (the settings
-    :func:`bibcrop.crop.service.service_settings` gives) beside it.
+    :func:`bibcrop.crop.service.service_settings` gives) beside it. ``domain`` calibrates
+    the domain check on the model's own images, scored with ``roi`` at ``crop_max_side``
+    (:mod:`bibcrop.crop.domain_fit`); ``domain_threshold`` replaces the calibrated
+    threshold in the stored check (a tuned one, ``bibcrop tune-gate``).
     """
 
     registered_model_name: str
@@ -54,6 +57,10 @@ class ExportSettings:
     input_size: tuple[int, int] = (65, 65)
     cropper_name: str | None = None
     crop: dict = field(default_factory=dict)
+    domain: object = None  # bibcrop.crop.domain_fit.FitSettings, or None: no domain check
+    roi: object = None  # bibcrop.crop.roi.RoiSettings: the candidates the check scores
+    crop_max_side: int = 641  # images parsed as the crop stage parses (crop.max_side)
+    domain_threshold: float | None = None  # crop.domain.threshold: stored instead when set
 
 
 def write_serving_keras(model: keras.Model, path: Path) -> Path:
@@ -104,18 +111,21 @@ def log_model(run_id: str, files: dict[str, Path], s: ExportSettings) -> dict[st
     from bibcrop.crop.service import save as save_cropper
 
     uris = {}
+    beside = [files["domain"]] if "domain" in files else []
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         example = pyfunc.input_example(*(min(int(v), 65) for v in s.input_size))
         local = pyfunc.save(
-            Path(tmp) / ARTIFACT_PATH, files["keras"], {"max_side": s.max_side}, example=example
-        )
+            Path(tmp) / ARTIFACT_PATH, files["keras"], {"max_side": s.max_side}, example=example,
+            beside=beside,
+        )  # fmt: skip
         mlflow.log_artifacts(str(local), artifact_path=ARTIFACT_PATH)
         uris["model"] = f"runs:/{run_id}/{ARTIFACT_PATH}"
         mlflow.log_artifacts(str(files["saved_model"]), artifact_path=layout.SAVED_MODEL_DIR)
         for name in ("tarball", "tflite"):
             mlflow.log_artifact(str(files[name]), artifact_path=DEEPLAB_PATH)
         if s.cropper_name:
-            cropper = save_cropper(Path(tmp) / CROPPER_PATH, files["keras"], s.crop, example_jpeg())
+            cropper = save_cropper(Path(tmp) / CROPPER_PATH, files["keras"], s.crop, example_jpeg(),
+                                   beside)  # fmt: skip
             mlflow.log_artifacts(str(cropper), artifact_path=CROPPER_PATH)
             uris["cropper"] = f"runs:/{run_id}/{CROPPER_PATH}"
     from bibcrop.tracking import log_lineage
@@ -146,6 +156,19 @@ def link_logged_model(run_id: str, uri: str) -> str:
     return model.model_id
 
 
+def domain_tags(path: Path | None, summary: dict) -> dict[str, str]:
+    """The registered versions' tags for the domain check: its threshold, stated rate and
+    file hash (checked on load, as the model's); {} without a check."""
+    if path is None:
+        return {}
+    from bibcrop.tracking.lineage import file_sha256
+    from bibcrop.tracking.registry import DOMAIN_SHA256_TAG
+
+    return {"domain_threshold": repr(summary["threshold"]),
+            "domain_in_domain_rate": repr(summary["in_domain_rate"]),
+            DOMAIN_SHA256_TAG: file_sha256(path)}  # fmt: skip
+
+
 def champion_ref(name: str, registered: dict) -> dict:
     from bibcrop.tracking import resolve_model_uri
 
@@ -154,22 +177,57 @@ def champion_ref(name: str, registered: dict) -> dict:
     return resolve_model_uri(f"models:/{name}@champion")
 
 
-def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSettings) -> dict:
+def write_domain(model: keras.Model, out: Path, tfrecords: Path | None, s: ExportSettings):
+    """``out/domain.json``: the domain check calibrated on ``model``'s own TFRecords
+    (``train``/``val``), or none (the file removed) when ``s.domain`` is None or no val image
+    has a runner the gate keeps. Returns ``(path or None, summary for export.json)``."""
+    from bibcrop.crop import domain, domain_fit
+    from bibcrop.inference.loading import DOMAIN_FILE, Segmenter
+
+    path = Path(out) / DOMAIN_FILE
+    path.unlink(missing_ok=True)
+    if s.domain is None or tfrecords is None:
+        return None, {"error": "export.domain is not set"}
+    segmenter = Segmenter(model, s.crop_max_side)  # Keras: one traced graph for any size
+    try:
+        check = domain_fit.fit_tfrecords(segmenter, Path(tfrecords), s.roi, s.domain)
+    except ValueError as err:
+        log.warning("no domain check: %s", err)
+        return None, {"error": str(err)}
+    check = check.with_threshold(s.domain_threshold)
+    return domain.write(check, path), check.summary()
+
+
+def publish(
+    trained: Path,
+    out: Path,
+    run_id: str,
+    metric: float,
+    s: ExportSettings,
+    tfrecords: Path | None = None,
+) -> dict:
     """Export ``trained`` (a ``.keras``) into ``out``, log it into MLflow run ``run_id`` and
     register it with its ``metric`` (the value of ``s.key_metric``); the tracking store
-    must be configured. Returns the summary also written to ``export.json``."""
+    must be configured. With ``tfrecords`` (the model's own data) and ``s.domain``, the
+    domain check is calibrated and stored with every copy. Returns the summary also
+    written to ``export.json``."""
     from bibcrop.tracking import register_model, write_model_ref
 
     with counter("export", unit="step", total=4) as bar:  # load, write, log, register
         model = load_keras(trained)
         bar.update()
         files = write_files(model, Path(out), s)
+        domain_file, domain_summary = write_domain(model, Path(out), tfrecords, s)
+        if domain_file is not None:
+            files["domain"] = domain_file
         bar.update()
         uris = log_model(run_id, files, s)
         bar.update()
+        tags = domain_tags(domain_file, domain_summary)
         registered = register_model(
-            uris["model"], s.registered_model_name, metric, s.key_metric, model_file=files["keras"]
-        )
+            uris["model"], s.registered_model_name, metric, s.key_metric, tags=tags,
+            model_file=files["keras"],
+        )  # fmt: skip
         champion = champion_ref(s.registered_model_name, registered)
         write_model_ref(Path(out) / layout.REF_FILE, champion)
         summary = {
@@ -177,10 +235,11 @@ def publish(trained: Path, out: Path, run_id: str, metric: float, s: ExportSetti
             "metric": s.key_metric,
             "value": metric,
             "model_uri": uris["model"],
+            "domain": domain_summary,
         }
         if "cropper" in uris:
             cropper = register_model(
-                uris["cropper"], s.cropper_name, metric, s.key_metric,
+                uris["cropper"], s.cropper_name, metric, s.key_metric, tags=tags,
                 model_file=files["keras"], alias=registered["alias"],
             )  # fmt: skip
             summary["cropper"] = {k: cropper[k] for k in ("name", "version", "alias")}

@@ -24,6 +24,8 @@ from bibcrop.inference.predict import pad_value, predict_labels, predict_many, p
 from bibcrop.model.weight_import import CheckpointError, first_line
 from bibcrop.tracking.lineage import file_sha256
 
+DOMAIN_FILE = "domain.json"  # the domain check (bibcrop.crop.domain), beside the .keras file
+
 
 class ModelSourceError(ValueError):
     pass
@@ -35,6 +37,7 @@ class Segmenter:
     max_side: int
     info: dict = field(default_factory=dict)
     forward: object = None  # a backend from bibcrop.inference; None = the Keras model
+    domain: dict | None = None  # the domain check stored with the model (DOMAIN_FILE), or None
 
     def labels(self, image: np.ndarray, square: bool = False) -> np.ndarray:
         """int32 LIP labels [H, W] for a uint8 RGB image, at the image's size.
@@ -71,10 +74,29 @@ class Segmenter:
                            at_model_size=True)  # fmt: skip
         return out if confidence else [(labels, None) for labels in out]
 
+    def parse_many_domain(
+        self, images: list[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`parse_many` plus the map the domain check scores, from the same logits:
+        ``(labels, confidence, energy)`` per photo, each ``[h, w]`` at the model's
+        resolution (energy ``-logsumexp`` of the logits, float32)."""
+        return predict_many(self.forward or self.model, images, max_side=self.max_side,
+                            mean_pixel=self.mean_pixel, at_model_size=True,
+                            energy=True)  # fmt: skip
+
     @property
     def mean_pixel(self) -> float:
         """The pad value the model was trained with (a backend pads with it as well)."""
         return pad_value(self.model)
+
+
+def read_domain(folder: Path) -> dict | None:
+    """The domain check stored in ``folder`` (beside a model's ``.keras``) as a dict, or
+    None when the model carries none (exported before the check existed)."""
+    import json
+
+    path = Path(folder) / DOMAIN_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def load_keras(
@@ -112,7 +134,8 @@ def _from_file(path: Path, max_side: int) -> Segmenter:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: check crop.model_path")
     info = {"source": str(path), "sha256": file_sha256(path)}
-    return Segmenter(load_keras(path, "crop.model_path"), max_side, info)
+    model = load_keras(path, "crop.model_path")
+    return Segmenter(model, max_side, info, domain=read_domain(path.parent))
 
 
 def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> Path:
@@ -136,6 +159,18 @@ def verified_keras_file(folder: Path, expected_sha256: str | None, uri: str) -> 
     return found[0]
 
 
+def verified_domain(folder: Path, expected_sha256: str | None, uri: str) -> dict | None:
+    """The domain check beside a downloaded model's ``.keras``, after its hash check
+    (``domain_sha256`` on the version); None when the version has none."""
+    path = folder / DOMAIN_FILE
+    if path.is_file() and expected_sha256 and file_sha256(path) != expected_sha256:
+        raise ModelSourceError(
+            f"{uri}: {DOMAIN_FILE} has sha256 {file_sha256(path)}, but the version records "
+            f"{expected_sha256}: the domain check changed after registration, so it is refused"
+        )
+    return read_domain(folder)
+
+
 def _from_registry(uri: str, max_side: int) -> Segmenter:
     import tempfile
 
@@ -157,8 +192,10 @@ def _from_registry(uri: str, max_side: int) -> Segmenter:
         )
     with tempfile.TemporaryDirectory(prefix="bibcrop-model-") as tmp:
         folder = Path(mlflow.artifacts.download_artifacts(info["uri"], dst_path=tmp))
-        model = load_keras(verified_keras_file(folder, info.get("sha256"), uri), "crop.model_uri")
-    return Segmenter(model, max_side, {**info, "requested": uri})
+        keras_file = verified_keras_file(folder, info.get("sha256"), uri)
+        model = load_keras(keras_file, "crop.model_uri")
+        domain = verified_domain(keras_file.parent, info.get("domain_sha256"), uri)
+    return Segmenter(model, max_side, {**info, "requested": uri}, domain=domain)
 
 
 @dataclass(frozen=True)

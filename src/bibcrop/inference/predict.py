@@ -177,10 +177,14 @@ def predict_parse(
     mean_pixel: float | None = None,
     confidence: bool = True,
     at_model_size: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    energy: bool = False,
+) -> tuple:
     """``(labels, confidence)`` at the input size: int32 labels ``[H,W]`` (or ``[B,H,W]``)
     and the float32 max softmax probability per pixel (0..1, same shape), or ``None``
-    with ``confidence=False``. ``at_model_size`` returns both at the model's resolution
+    with ``confidence=False``; with ``energy`` (and ``at_model_size``) a third map, the
+    energy ``-logsumexp`` of the logits per pixel (:func:`upsampled_parse`), which the
+    domain check scores (:mod:`bibcrop.crop.domain`). ``at_model_size`` returns them at the
+    model's resolution
     instead (the input's size with its long side capped at ``max_side``,
     :func:`scaled_size`): upsampling them further adds no detail, and at 1280x720 with a
     641 px cap it costs a third of a LiteRT forward pass (docs/PERFORMANCE.md).
@@ -196,6 +200,10 @@ def predict_parse(
     images = array_to_rgb8(images)
     logits = predict_logits(model, images, max_side, square, upsample=False, mean_pixel=mean_pixel)
     size = logits.shape[-3:-1] if at_model_size else images.shape[-3:-1]
+    if energy:
+        if not at_model_size:
+            raise ValueError("the energy map is given at the model's resolution only")
+        return upsampled_parse(logits, size, confidence=True, energy=True)
     return upsampled_parse(logits, size, confidence)
 
 
@@ -210,8 +218,8 @@ def upsampled_argmax(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def upsampled_parse(
-    logits: np.ndarray, size: tuple[int, int], confidence: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
+    logits: np.ndarray, size: tuple[int, int], confidence: bool = True, energy: bool = False
+) -> tuple:
     """Labels and (optionally) max softmax probability of the logits upsampled to ``size``.
 
     Labels are the argmax of the bilinearly upsampled logits. The confidence is
@@ -219,30 +227,40 @@ def upsampled_parse(
     bilinearly as one channel (resizing all C channels first would double the cost of
     this step; the two differ only near label edges). Both run in one traced graph.
     ``logits`` float32 ``[h,w,C]`` or ``[B,h,w,C]``; returns int32 labels and float32
-    confidence (``None`` without ``confidence``) of shape ``[H,W]`` or ``[B,H,W]``.
+    confidence (``None`` without ``confidence``) of shape ``[H,W]`` or ``[B,H,W]``. With
+    ``energy`` (``size`` must be the logits' own) a third float32 map of the same shape,
+    the energy ``-logsumexp(logits)`` (Liu et al. 2020: lower = more familiar), from the
+    same sums as the confidence.
     """
     size = tuple(int(n) for n in size)
     batch = np.asarray(logits, np.float32)
     single = batch.ndim == 3
     batch = batch[None] if single else batch
+    if energy and batch.shape[1:3] != size:
+        raise ValueError(f"energy at the logits' size {batch.shape[1:3]} only, not {size}")
+    more = None
     if keras.backend.backend() != "tensorflow":
         labels = np.argmax(_resize(batch, size), axis=-1).astype(np.int32)
         conf = None
-        if confidence:
-            low = 1.0 / np.exp(batch - batch.max(axis=-1, keepdims=True)).sum(axis=-1)
-            conf = _resize(low[..., None].astype(np.float32), size)[..., 0]
+        if confidence or energy:
+            peak = batch.max(axis=-1)
+            total = np.exp(batch - peak[..., None]).sum(axis=-1)
+            conf = _resize((1.0 / total)[..., None].astype(np.float32), size)[..., 0]
+            more = (-(peak + np.log(total))).astype(np.float32) if energy else None
     else:  # at the logits' own size there is nothing to resize (at_model_size)
-        graph = _traced_upsampled_parse(bool(confidence), batch.shape[1:3] != size)
+        graph = _traced_upsampled_parse(bool(confidence or energy), batch.shape[1:3] != size,
+                                        bool(energy))  # fmt: skip
         out = graph(batch, np.array(size, np.int32))
         labels = out[0].numpy()
-        conf = out[1].numpy() if confidence else None
+        conf = out[1].numpy() if confidence or energy else None
+        more = out[2].numpy() if energy else None
     if single:
-        return labels[0], None if conf is None else conf[0]
-    return labels, conf
+        labels, conf, more = (None if x is None else x[0] for x in (labels, conf, more))
+    return (labels, conf, more) if energy else (labels, conf)
 
 
 @functools.cache
-def _traced_upsampled_parse(confidence: bool, resize: bool = True):
+def _traced_upsampled_parse(confidence: bool, resize: bool = True, energy: bool = False):
     import tensorflow as tf
 
     def upsample(x, target):
@@ -255,7 +273,10 @@ def _traced_upsampled_parse(confidence: bool, resize: bool = True):
         # max softmax = 1 / sum(exp(logits - max)): two passes over the logits, not
         # logsumexp's four
         peak = tf.reduce_max(batch, axis=-1, keepdims=True)
-        low = tf.math.reciprocal(tf.reduce_sum(tf.exp(batch - peak), axis=-1, keepdims=True))
+        total = tf.reduce_sum(tf.exp(batch - peak), axis=-1, keepdims=True)
+        low = tf.math.reciprocal(total)
+        if energy:  # -logsumexp = -(max + log(sum(exp(logits - max)))): the same sums
+            return labels, upsample(low, target)[..., 0], -(peak + tf.math.log(total))[..., 0]
         return labels, upsample(low, target)[..., 0]
 
     signature = [tf.TensorSpec([None, None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)]
@@ -269,11 +290,12 @@ def predict_many(
     mean_pixel: float | None = None,
     confidence: bool = False,
     at_model_size: bool = False,
+    energy: bool = False,
 ):
     """Labels for photos of mixed sizes, batched where sizes agree; input order kept.
 
-    With ``confidence`` each item is ``(labels, confidence)``; ``at_model_size`` as in
-    :func:`predict_parse`.
+    With ``confidence`` each item is ``(labels, confidence)``; ``at_model_size`` and
+    ``energy`` (then ``(labels, confidence, energy)``) as in :func:`predict_parse`.
     """
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
@@ -281,10 +303,13 @@ def predict_many(
     out: list = [None] * len(images)
     for indices in groups.values():
         batch = np.stack([images[i] for i in indices])
-        labels, conf = predict_parse(
+        parsed = predict_parse(
             model, batch, max_side, mean_pixel=mean_pixel, confidence=confidence,
-            at_model_size=at_model_size,
+            at_model_size=at_model_size, energy=energy,
         )  # fmt: skip
         for k, i in enumerate(indices):
-            out[i] = (labels[k], conf[k]) if confidence else labels[k]
+            if energy:
+                out[i] = tuple(part[k] for part in parsed)
+            else:
+                out[i] = (parsed[0][k], parsed[1][k]) if confidence else parsed[0][k]
     return out

@@ -72,11 +72,14 @@ def save(
     loader_module: str = __name__,
     example=None,
     model_signature=None,
+    beside: list[str | Path] = (),
 ) -> Path:
     """Write an MLflow model folder at ``path`` (must not exist) around ``keras_file``.
 
     ``settings`` (JSON) lands beside the ``.keras`` file and is what ``loader_module``'s
-    ``_load_pyfunc`` reads; defaults give the segmenter (signature and example above).
+    ``_load_pyfunc`` reads; so do the files ``beside`` (e.g. the model's domain check,
+    :data:`bibcrop.inference.loading.DOMAIN_FILE`); defaults give the segmenter (signature
+    and example above).
     """
     import shutil
     import tempfile
@@ -88,6 +91,8 @@ def save(
         data = Path(tmp) / DATA_DIR
         data.mkdir()
         shutil.copyfile(keras_file, data / MODEL_FILE)
+        for extra in beside:
+            shutil.copyfile(extra, data / Path(extra).name)
         (data / SETTINGS_FILE).write_text(json.dumps(settings, indent=1), encoding="utf-8")
         code = Path(tmp) / "code" / "bibcrop"
         shutil.copytree(package_dir(), code, ignore=shutil.ignore_patterns("__pycache__"))

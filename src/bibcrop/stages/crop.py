@@ -5,6 +5,9 @@ structure) and ``annotations.csv`` under ``crop.output_dir``, and the report
 ``{paths.reports}/crop.json`` (a report: outcomes, counts, the model's name, version, run
 and sha256) and ``{paths.reports}/crop_metrics.json`` (DVC metrics: numbers only, with crop
 precision and runner recall of the configured mode when truth maps exist).
+The model's domain check (``domain.json`` beside its ``.keras``, ``crop.domain``) keeps a
+photo whose kept runners are foreign to the model intact with ``out_of_domain``; the
+report counts them (``out_of_domain``, ``domain_scores``) and names the check (``domain``).
 When ``crop.truth_labels`` holds the photos' truth label maps, the report's ``truth``
 section has the runner-level metrics of every ROI mode (:mod:`bibcrop.crop.metrics`); they
 are logged to MLflow as ``crop/<mode>/<metric>`` in the model's training run (or, for a
@@ -20,6 +23,7 @@ from omegaconf import DictConfig
 from bibcrop import atomic, layout
 from bibcrop.crop.annotations import Matched, match_rows, read_table
 from bibcrop.crop.batch import CropJob, run_folder
+from bibcrop.crop.domain import DomainCheck
 from bibcrop.crop.naming import outputs_report
 from bibcrop.crop.photos import find_photos, not_photos
 from bibcrop.crop.report import (
@@ -81,15 +85,36 @@ def model_source(cfg: DictConfig) -> ModelSource:
     )
 
 
-def run(cfg: DictConfig) -> dict:
-    bibs, read_problems, matched = read_bibs(cfg, resolve(cfg.crop.input_dir))
-    job = make_job(cfg, bibs)
-    source = model_source(cfg)
+def domain_check(cfg: DictConfig, segmenter) -> DomainCheck | None:
+    """The model's domain check at ``crop.domain.threshold`` (null: the stored one), or
+    None when ``crop.domain.check`` is off or the model carries none (a line says so)."""
+    settings = cfg.crop.get("domain") or {}
+    if not settings.get("check", True):
+        return None
+    if segmenter.domain is None:
+        print(f"crop: {segmenter.info.get('source') or 'the model'} carries no domain check "
+              "(exported before it existed): every photo is taken as in domain; export it "
+              "again with `bibcrop export` to get one")  # fmt: skip
+        return None
+    return DomainCheck.from_dict(segmenter.domain).with_threshold(settings.get("threshold"))
+
+
+def load(cfg: DictConfig, source: ModelSource | None = None):
+    """The segmenter ``crop.*`` names (the registry configured first when needed)."""
+    source = source or model_source(cfg)
     if not source.model_path:
         from bibcrop.tracking import configure, settings_from
 
         configure(settings_from(cfg))
-    segmenter = load_segmenter(source)
+    return load_segmenter(source)
+
+
+def run(cfg: DictConfig) -> dict:
+    bibs, read_problems, matched = read_bibs(cfg, resolve(cfg.crop.input_dir))
+    job = make_job(cfg, bibs)
+    source = model_source(cfg)
+    segmenter = load(cfg, source)
+    job.domain = domain_check(cfg, segmenter)  # the Ray engine's workers get it in the job
     started = time.perf_counter()
     records = crop_records(cfg, segmenter, source, job)
     seconds = time.perf_counter() - started
@@ -105,6 +130,7 @@ def run(cfg: DictConfig) -> dict:
         k: segmenter.info.get(k)
         for k in ("name", "version", "run_id", "sha256", "source", "backend")
     }
+    report["domain"] = job.domain.summary() if job.domain is not None else None
     report[TIMING] = timing(len(records), seconds)  # wall clock: not in the metrics
     if segmenter.info.get("backend_cache"):  # what this run's LiteRT cache did: differs too
         report[TIMING]["backend_cache"] = segmenter.info["backend_cache"]

@@ -21,6 +21,7 @@ from bibcrop.tracking.redact import redact_text
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 SHA256_TAG = "model_sha256"
+DOMAIN_SHA256_TAG = "domain_sha256"  # the domain check file stored with the model, if any
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
@@ -124,7 +125,8 @@ def _inventory(client) -> str:
 def resolve_model_uri(uri: str) -> dict:
     """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` -> the version's details.
 
-    Returns ``{"name", "version", "alias", "run_id", "source", "uri", "sha256"}`` where
+    Returns ``{"name", "version", "alias", "run_id", "source", "uri", "sha256",
+    "domain_sha256"}`` where
     ``uri`` pins the version (``models:/<name>/<version>``), for a reproducible load.
     """
     from mlflow.exceptions import MlflowException
@@ -155,6 +157,7 @@ def resolve_model_uri(uri: str) -> dict:
         "source": version.source,
         "uri": f"models:/{name}/{version.version}",
         "sha256": version.tags.get(SHA256_TAG),
+        "domain_sha256": version.tags.get(DOMAIN_SHA256_TAG),
     }
 
 
