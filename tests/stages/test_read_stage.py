@@ -75,7 +75,7 @@ def test_the_stage_scores_every_source_against_every_bib(event, tmp_path, capsys
         f"read.input_dir={event / 'photos'}", f"read.crop_dir={event / 'crops'}",
         f"read.output_dir={tmp_path / 'read'}", f"read.truth={event / 'bibs.csv'}",
         f"paths.reports={reports}", "read.log_mlflow=false", "read.threads=1",
-        "read.modes=[per_runner]", "read.index.xmp=true",
+        "read.modes=[per_runner]", "read.index.xmp=true", "read.default_source=original",
     ])  # fmt: skip
     report = read.run(cfg)
     out = capsys.readouterr().out
