@@ -100,3 +100,25 @@ def test_model_ref_is_small_stable_json(tmp_path):
     }
     with pytest.raises(ValueError, match="lacks"):
         write_model_ref(tmp_path / "bad.json", {"name": NAME})
+
+
+def test_the_crop_service_aliases_follow_the_segmenters(cfg, client, tmp_path):
+    """Issue 28 (also found): with the segmenter's champion deleted, the crop service built
+    around it was still ``@champion``."""
+    from bibcrop.tracking.registry import follow_segmenter_aliases
+
+    cropper = f"{NAME}-cropper"
+    for score in (0.5, 0.6):  # v2 of both becomes champion
+        uri, weights = _logged_model(cfg, tmp_path, f"w{score}".encode())
+        seg = register_model(uri, NAME, score, model_file=weights)
+        register_model(uri, cropper, score, model_file=weights, alias=seg["alias"])
+    assert follow_segmenter_aliases(NAME, cropper) == []  # in step: nothing to do
+    client.set_registered_model_alias(NAME, "champion", "1")  # moved back by hand
+    assert follow_segmenter_aliases(NAME, cropper) == [
+        f"{cropper}@champion moved v2 -> v1, with {NAME}@champion"
+    ]
+    assert str(client.get_model_version_by_alias(cropper, "champion").version) == "1"
+    client.delete_model_version(NAME, "1")  # the segmenter's champion deleted
+    (line,) = follow_segmenter_aliases(NAME, cropper)
+    assert line.startswith(f"{cropper}@champion (v1) removed")
+    assert client.get_registered_model(cropper).aliases == {}

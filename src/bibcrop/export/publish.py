@@ -212,7 +212,10 @@ def publish(
     domain check is calibrated and stored with every copy. Returns the summary also
     written to ``export.json``."""
     from bibcrop.tracking import register_model, write_model_ref
+    from bibcrop.tracking.registry import follow_segmenter_aliases
 
+    if s.cropper_name:  # a segmenter version deleted or re-aliased since: the service follows
+        follow_segmenter_aliases(s.registered_model_name, s.cropper_name)
     with counter("export", unit="step", total=4) as bar:  # load, write, log, register
         model = load_keras(trained)
         bar.update()

@@ -170,3 +170,53 @@ def write_model_ref(path: str | Path, info: dict) -> Path:
         )
     ref = {k: info.get(k) for k in ("name", "version", "alias", "sha256")}
     return atomic.write_json(path, ref)
+
+
+def follow_segmenter_aliases(segmenter_name: str, cropper_name: str) -> list[str]:
+    """The crop service's aliases made to follow its segmenter's; what changed, a sentence
+    each.
+
+    A crop service version is built around one segmenter version (the same training run
+    and ``model_sha256``). Deleting that segmenter version, or moving its alias by hand,
+    left ``<cropper>@champion`` serving it; here each alias of ``cropper_name`` moves to the
+    crop service built around the segmenter version that now holds the alias, or is
+    removed when there is none. ``bibcrop export`` runs it before it registers.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        aliases = dict(client.get_registered_model(cropper_name).aliases)
+    except MlflowException:
+        return []  # no crop service registered yet
+    changes = []
+    for alias, version in sorted(aliases.items()):
+        paired = _built_around(client, segmenter_name, cropper_name, alias)
+        if paired == str(version):
+            continue
+        if paired is None:
+            client.delete_registered_model_alias(cropper_name, alias)
+            changes.append(f"{cropper_name}@{alias} (v{version}) removed: {segmenter_name} "
+                           f"has no @{alias} version it was built around")  # fmt: skip
+        else:
+            client.set_registered_model_alias(cropper_name, alias, paired)
+            changes.append(f"{cropper_name}@{alias} moved v{version} -> v{paired}, with "
+                           f"{segmenter_name}@{alias}")  # fmt: skip
+    for line in changes:
+        log.warning("%s", line)
+    return changes
+
+
+def _built_around(client, segmenter_name: str, cropper_name: str, alias: str) -> str | None:
+    """The crop service version built around ``segmenter_name@alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        segmenter = client.get_model_version_by_alias(segmenter_name, alias)
+    except MlflowException:
+        return None
+    sha = segmenter.tags.get(SHA256_TAG)
+    for version in client.search_model_versions(f"name = '{cropper_name}'"):
+        if version.run_id == segmenter.run_id and version.tags.get(SHA256_TAG) == sha:
+            return str(version.version)
+    return None
