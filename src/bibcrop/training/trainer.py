@@ -252,7 +252,8 @@ def train(job: TrainJob, tracking: RunTracking) -> dict:
     job = with_class_weights(job)
     runtime.set_deterministic(t.deterministic)
     runtime.set_precision(t.mixed_precision)
-    job = replace(job, train=replace(t, xla=runtime.xla_here(t.xla, t.mixed_precision)))
+    # job.train, not t: with_class_weights put the computed class weights there
+    job = replace(job, train=replace(job.train, xla=runtime.xla_here(t.xla, t.mixed_precision)))
     output, backup = job.output_dir, job.backup_dir
     if not worker.is_chief:
         with tempfile.TemporaryDirectory(prefix=f"bibcrop-worker{worker.index}-") as scratch:
