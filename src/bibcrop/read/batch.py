@@ -90,6 +90,16 @@ def _verdicts(lines: list[TextLine], job: ReadJob, crops: list[int] | None = Non
     return deduplicate(kept), dropped
 
 
+def _on_boxes(kept: list, dropped: list, boxes: list, reason: str, seconds: float) -> dict:
+    """A filter source: the reads whose centre lies in one of ``boxes`` (all of them when
+    there are none: the photo was handed on whole); the others dropped with ``reason``."""
+    on, off = [], []
+    for read in kept:
+        (on if not boxes or centre_inside(read["box"], boxes) else off).append(read)
+    return {"reads": on, "dropped": dropped + [{**r, "reason": reason} for r in off],
+            "intact": not boxes, "seconds": round(seconds, 4)}  # fmt: skip
+
+
 def crop_boxes(crop_record: dict, mode: str, crop_mode: str) -> list[list[int]]:
     """The boxes of ``mode`` in a crop record: the crops written for the crop stage's own
     mode, ``boxes_by_mode`` for the others."""
@@ -122,13 +132,8 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
             sources["torso_filter"] = {"error": "no_crop_record"}
         else:
             torsos = [] if outcome == "intact" else torso_boxes(crop_record)
-            on, off = [], []
-            for read in kept:
-                (on if not torsos or centre_inside(read["box"], torsos) else off).append(read)
-            sources["torso_filter"] = {
-                "reads": on, "dropped": dropped + [{**r, "reason": "off_torso"} for r in off],
-                "intact": not torsos, "seconds": round(original_s + job.crop_seconds, 4),
-            }  # fmt: skip
+            sources["torso_filter"] = _on_boxes(kept, dropped, torsos, "off_torso",
+                                                original_s + job.crop_seconds)  # fmt: skip
     for mode in dict.fromkeys(job.modes_of("parse_filter") + job.modes_of("crops")):
         wanted = [s for s in ("crops", "parse_filter") if s in job.sources
                   and mode in job.modes_of(s)]  # fmt: skip
@@ -139,23 +144,16 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
         boxes = crop_boxes(crop_record, mode, job.crop_mode)
         intact = not boxes
         if "parse_filter" in wanted:
-            on, off = [], []
-            for read in kept:
-                (on if intact or centre_inside(read["box"], boxes) else off).append(read)
-            off = [{**r, "reason": "off_runner"} for r in off]
-            sources[f"parse_filter/{mode}"] = {
-                "reads": on, "dropped": dropped + off, "intact": intact,
-                "seconds": round(original_s + job.crop_seconds, 4),
-            }  # fmt: skip
+            sources[f"parse_filter/{mode}"] = _on_boxes(kept, dropped, boxes, "off_runner",
+                                                        original_s + job.crop_seconds)  # fmt: skip
         if "crops" in wanted:
             started = time.perf_counter()
             if intact:  # the crop stage hands the photo on whole: read as the original
-                crop_lines, crop_kept, crop_dropped = None, kept, dropped
-                crop_s = original_s
+                crop_kept, crop_dropped, crop_s = kept, dropped, original_s
             else:
                 mapped = read_crops(reader, full, boxes)
-                crop_lines = [line for line, _ in mapped]
-                crop_kept, crop_dropped = _verdicts(crop_lines, job, [k for _, k in mapped])
+                lines_in_photo = [line for line, _ in mapped]
+                crop_kept, crop_dropped = _verdicts(lines_in_photo, job, [k for _, k in mapped])
                 crop_s = time.perf_counter() - started
             sources[f"crops/{mode}"] = {
                 "reads": crop_kept, "dropped": crop_dropped, "intact": intact,
@@ -166,12 +164,17 @@ def read_photo(reader, path: Path, crop_record: dict | None, job: ReadJob) -> di
     return {"outcome": "read", "crop_outcome": outcome, "crop_files": files, "sources": sources}
 
 
+def _record_file(folder: Path, rel: Path) -> Path:
+    """``<folder>/.records/<rel>.json``: where the crop and read stages record a photo."""
+    return folder / RECORDS / rel.with_suffix(rel.suffix + ".json")
+
+
 def record_path(job: ReadJob, rel: Path) -> Path:
-    return job.output_dir / RECORDS / rel.with_suffix(rel.suffix + ".json")
+    return _record_file(job.output_dir, rel)
 
 
 def load_crop_record(job: ReadJob, rel: Path) -> dict | None:
-    path = job.crop_dir / RECORDS / rel.with_suffix(rel.suffix + ".json")
+    path = _record_file(job.crop_dir, rel)
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))

@@ -34,17 +34,19 @@ from bibcrop.read.rules import RuleSettings, StartList
 from bibcrop.read.scoring import read_truth
 
 
-def crop_seconds(reports) -> float:
+def crop_report(cfg: DictConfig) -> dict:
+    """The crop stage's report (``{paths.reports}/crop.json``), or ``{}`` when it has none."""
+    path = resolve(cfg.paths.reports) / layout.CROP_REPORT
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def crop_seconds(report: dict) -> float:
     """The crop stage's seconds per photo from its report (0 when it has none)."""
-    path = reports / layout.CROP_REPORT
-    if not path.is_file():
-        return 0.0
-    report = json.loads(path.read_text(encoding="utf-8"))
     timing, photos = report.get("timing") or {}, report.get("photos") or 0
     return float(timing.get("seconds") or 0.0) / photos if photos else 0.0
 
 
-def make_job(cfg: DictConfig) -> ReadJob:
+def make_job(cfg: DictConfig, crop: dict) -> ReadJob:
     r = cfg.read
     return ReadJob(
         input_dir=resolve(r.input_dir),
@@ -55,7 +57,7 @@ def make_job(cfg: DictConfig) -> ReadJob:
         crop_mode=str(cfg.crop.mode),
         rules=RuleSettings.from_cfg(r.rules),
         start_list=StartList.load(resolve(r.start_list)) if r.start_list else None,
-        crop_seconds=crop_seconds(resolve(cfg.paths.reports)),
+        crop_seconds=crop_seconds(crop),
         crop_modes=tuple(r.crops.modes or ()),
     )
 
@@ -75,7 +77,8 @@ def read_records(cfg: DictConfig, job: ReadJob) -> list[dict]:
 
 
 def run(cfg: DictConfig) -> dict:
-    job = make_job(cfg)
+    crop = crop_report(cfg)
+    job = make_job(cfg, crop)
     names = [p.relative_to(job.input_dir).as_posix() for p in find_photos(job.input_dir)]
     truth = read_truth(resolve(cfg.read.truth), names) if cfg.read.truth else None
     keys = source_keys(job)
@@ -126,22 +129,18 @@ def run(cfg: DictConfig) -> dict:
         f"{report['index']['numbers']} numbers; `bibcrop find <number>` lists a runner's photos"
     )
     if truth is not None and cfg.read.get("log_mlflow", True):
-        run_id = log_scores(cfg, all_metrics(scores))
+        run_id = log_scores(cfg, all_metrics(scores), (crop.get("model") or {}).get("run_id"))
         print(f"read: scores logged to MLflow run {run_id}")
     return report
 
 
-def log_scores(cfg: DictConfig, metrics: dict) -> str:
-    """Log ``metrics`` into the model's training run (the crop report's ``model.run_id``),
-    or a new ``read`` run when the crop stage used a local model file."""
+def log_scores(cfg: DictConfig, metrics: dict, run_id: str | None) -> str:
+    """Log ``metrics`` into ``run_id`` (the model's training run, from the crop report), or
+    a new ``read`` run when the crop stage used a local model file."""
     import mlflow
 
     from bibcrop.tracking import configure, log_eval_metrics, settings_from
 
-    crop = resolve(cfg.paths.reports) / layout.CROP_REPORT
-    run_id = None
-    if crop.is_file():
-        run_id = (json.loads(crop.read_text(encoding="utf-8")).get("model") or {}).get("run_id")
     target = configure(settings_from(cfg))
     if run_id is None:
         with mlflow.start_run(experiment_id=target.experiment_id, run_name="read") as run:
