@@ -19,7 +19,7 @@ by the start list), or a drop ``reason``, in the order checked:
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bibcrop.read.reader import TextLine
@@ -93,7 +93,6 @@ class StartList:
 
     numbers: frozenset[str]
     source: str = ""
-    _by_length: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | Path, column: str = "number") -> StartList:
